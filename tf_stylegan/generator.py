@@ -1,0 +1,190 @@
+"""The style-based generator: mapping + synthesis, ``w_avg``, truncation and style mixing."""
+
+import numpy as np
+import keras
+from keras import ops
+
+from tf_stylegan import ops as sg_ops
+from tf_stylegan.layers import register
+from tf_stylegan.mapping import MappingNetwork
+from tf_stylegan.synthesis import SynthesisNetwork
+
+
+def layer_mask(num_layers, crossover):
+    """[1, num_layers, 1] boolean mask of the dlatent layers below ``crossover``."""
+    return (ops.arange(num_layers) < crossover)[None, :, None]
+
+
+def truncation_coefficients(num_layers, psi, cutoff):
+    """[1, num_layers, 1]: ``psi`` on dlatent layers ``i < cutoff``, 1 elsewhere."""
+    return ops.where(layer_mask(num_layers, cutoff), ops.cast(psi, "float32"), 1.0)
+
+
+@register
+class Generator(keras.layers.Layer):
+    """z [N, latent_size] -> images [N, resolution, resolution, num_channels] (NHWC, nominal [-1, 1]).
+
+    Holds ``w_avg`` (the running mean of w, updated only in training calls) for the
+    truncation trick. A training call also applies style-mixing regularization.
+    """
+
+    def __init__(
+        self,
+        resolution=1024,  # output resolution, a power of two
+        num_channels=3,  # image channels
+        latent_size=512,  # dimensionality of z
+        dlatent_size=512,  # dimensionality of w
+        # Mapping network.
+        mapping_layers=8,
+        mapping_fmaps=512,
+        mapping_lrmul=0.01,
+        mapping_nonlinearity="lrelu",
+        normalize_latents=True,
+        # Synthesis network.
+        fmap_base=8192,
+        fmap_decay=1.0,
+        fmap_max=512,
+        use_styles=True,
+        const_input_layer=True,
+        use_noise=True,
+        nonlinearity="lrelu",
+        use_pixel_norm=False,
+        use_instance_norm=True,
+        fused_scale="auto",
+        blur_filter=(1, 2, 1),
+        use_wscale=True,
+        # Generator.
+        truncation_psi=0.7,  # default psi of inference calls (1 disables)
+        truncation_cutoff=8,  # truncate dlatent layers i < cutoff (8 = 4x4 to 32x32)
+        dlatent_avg_beta=0.995,  # decay of the w_avg running mean
+        style_mixing_prob=0.9,  # probability of mixing two latents in a training call
+        seed=None,  # seed of noise and style-mixing randomness (None: random)
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.truncation_psi = float(truncation_psi)
+        self.truncation_cutoff = int(truncation_cutoff)
+        self.dlatent_avg_beta = float(dlatent_avg_beta)
+        self.style_mixing_prob = float(style_mixing_prob)
+        self.seed = seed
+        self.synthesis = SynthesisNetwork(
+            dlatent_size=dlatent_size, num_channels=num_channels, resolution=resolution,
+            fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_max=fmap_max, use_styles=use_styles,
+            const_input_layer=const_input_layer, use_noise=use_noise, nonlinearity=nonlinearity,
+            use_wscale=use_wscale, use_pixel_norm=use_pixel_norm, use_instance_norm=use_instance_norm,
+            fused_scale=fused_scale, blur_filter=blur_filter, seed=seed, name="synthesis",
+        )
+        self.num_layers = self.synthesis.num_layers
+        self.mapping = MappingNetwork(
+            latent_size=latent_size, dlatent_size=dlatent_size, mapping_layers=mapping_layers,
+            mapping_fmaps=mapping_fmaps, mapping_lrmul=mapping_lrmul,
+            mapping_nonlinearity=mapping_nonlinearity, normalize_latents=normalize_latents,
+            dlatent_broadcast=self.num_layers, use_wscale=use_wscale, name="mapping",
+        )
+        self.mixing_seed_generator = keras.random.SeedGenerator(
+            None if seed is None else seed + 7919, name="mixing_seed")
+
+    @property
+    def latent_size(self):
+        return self.mapping.latent_size
+
+    @property
+    def dlatent_size(self):
+        return self.mapping.dlatent_size
+
+    @property
+    def resolution(self):
+        return self.synthesis.resolution
+
+    @property
+    def lod(self):
+        """The synthesis network's level-of-detail variable."""
+        return self.synthesis.lod
+
+    def build(self, input_shape=None):
+        self.mapping.build()
+        self.synthesis.build()
+        self.w_avg = self.add_weight(name="w_avg", shape=(self.dlatent_size,), initializer="zeros",
+                                     trainable=False)
+
+    def call(self, z, training=False, truncation_psi=None, truncation_cutoff=None, randomize_noise=True,
+             return_dlatents=False):
+        """Maps z and synthesises images.
+
+        Inference (``training=False``): truncation with ``truncation_psi`` / ``truncation_cutoff``
+        (defaults from the constructor; psi 1 disables). Training: ``w_avg`` is updated and
+        style mixing applied with probability ``style_mixing_prob``; no truncation.
+        Returns images, or (images, dlatents) with ``return_dlatents``.
+        """
+        dlatents = self.mapping(z)  # [N, num_layers, dlatent_size]
+        if training:
+            self.update_w_avg(dlatents)
+            dlatents = self.style_mixing_regularization(z, dlatents)
+        else:
+            dlatents = self.truncate(dlatents, truncation_psi, truncation_cutoff)
+        images = self.synthesis(dlatents, randomize_noise=randomize_noise)
+        return (images, dlatents) if return_dlatents else images
+
+    def update_w_avg(self, dlatents):
+        """``w_avg = lerp(mean_batch(w), w_avg, beta)``."""
+        batch_mean = ops.mean(dlatents[:, 0], axis=0)
+        self.w_avg.assign(sg_ops.lerp(batch_mean, self.w_avg, self.dlatent_avg_beta))
+
+    def truncate(self, dlatents, psi=None, cutoff=None):
+        """``w_avg + psi * (w - w_avg)`` on dlatent layers ``i < cutoff``; psi may be a tensor."""
+        psi = self.truncation_psi if psi is None else psi
+        cutoff = self.truncation_cutoff if cutoff is None else cutoff
+        if isinstance(psi, (int, float)) and isinstance(cutoff, int) and (psi == 1 or cutoff <= 0):
+            return dlatents
+        coefficients = truncation_coefficients(self.num_layers, psi, cutoff)
+        return sg_ops.lerp(self.w_avg, dlatents, ops.cast(coefficients, dlatents.dtype))
+
+    def mix(self, dlatents_a, dlatents_b, crossover):
+        """Layers ``i < crossover`` from ``dlatents_a``, the rest from ``dlatents_b``."""
+        return ops.where(layer_mask(self.num_layers, crossover), dlatents_a, dlatents_b)
+
+    def active_layers(self):
+        """Number of dlatent layers in use at the current lod (integer part)."""
+        return self.num_layers - 2 * ops.cast(self.synthesis.lod, "int32")
+
+    def style_mixing_regularization(self, z, dlatents):
+        """With probability ``style_mixing_prob`` replace the layers from a random crossover on
+        (among the active ones) by the dlatents of a second, fresh z."""
+        if self.style_mixing_prob <= 0:
+            return dlatents
+        z2 = keras.random.normal(ops.shape(z), dtype=z.dtype, seed=self.mixing_seed_generator)
+        dlatents2 = self.mapping(z2)
+        active = self.active_layers()
+        draw = keras.random.uniform((), seed=self.mixing_seed_generator)
+        crossover_draw = keras.random.uniform((), seed=self.mixing_seed_generator)
+        # Uniform integer in [1, active).
+        crossover = 1 + ops.cast(crossover_draw * ops.cast(active - 1, "float32"), "int32")
+        crossover = ops.where(draw < self.style_mixing_prob, crossover, active)
+        return self.mix(dlatents, dlatents2, crossover)
+
+    def compute_output_shape(self, input_shape):
+        return self.synthesis.compute_output_shape((input_shape[0], self.num_layers, self.dlatent_size))
+
+    def macs_per_sample(self):
+        """Multiply-accumulates of one inference call on one sample (convs and dense layers)."""
+        return self.mapping.macs_per_sample() + self.synthesis.macs_per_sample()
+
+    def get_config(self):
+        mapping, synthesis = self.mapping.get_config(), self.synthesis.get_config()
+        config = super().get_config()
+        for key in ("latent_size", "mapping_layers", "mapping_fmaps", "mapping_lrmul",
+                    "mapping_nonlinearity", "normalize_latents"):
+            config[key] = mapping[key]
+        for key in ("resolution", "num_channels", "dlatent_size", "fmap_base", "fmap_decay", "fmap_max",
+                    "use_styles", "const_input_layer", "use_noise", "nonlinearity", "use_pixel_norm",
+                    "use_instance_norm", "fused_scale", "blur_filter", "use_wscale"):
+            config[key] = synthesis[key]
+        config.update(truncation_psi=self.truncation_psi, truncation_cutoff=self.truncation_cutoff,
+                      dlatent_avg_beta=self.dlatent_avg_beta, style_mixing_prob=self.style_mixing_prob,
+                      seed=self.seed)
+        return config
+
+
+def random_latents(seeds, latent_size):
+    """One N(0, 1) latent per integer seed, as the official scripts draw them ([len(seeds), latent_size])."""
+    return np.stack([np.random.RandomState(seed).randn(latent_size) for seed in seeds]).astype(np.float32)

@@ -1,0 +1,409 @@
+"""StyleGAN building blocks as Keras 3 layers (NHWC).
+
+Weights keep the official storage layout and values (conv kernels [kh, kw, in, out],
+dense kernels [in, out]) so that official networks import by plain assignment; the
+equalized-learning-rate scale is applied at run time.
+"""
+
+import numpy as np
+import keras
+from keras import ops
+
+from tf_stylegan import ops as sg_ops
+
+register = keras.saving.register_keras_serializable(package="tf_stylegan")
+
+SQRT2 = float(np.sqrt(2.0))
+
+
+def _equalized_lr(fan_in, gain, lr_multiplier, use_wscale):
+    """(initial std of the stored weight, runtime coefficient), as the official ``get_weight``."""
+    he_std = gain / np.sqrt(fan_in)
+    if use_wscale:
+        return 1.0 / lr_multiplier, float(he_std * lr_multiplier)
+    return float(he_std / lr_multiplier), float(lr_multiplier)
+
+
+@register
+class EqualizedDense(keras.layers.Layer):
+    """Dense layer with equalized learning rate: ``act(x @ (W * c) + b * lr_multiplier)``."""
+
+    def __init__(
+        self,
+        units,
+        gain=SQRT2,  # He gain of the runtime weight scale
+        lr_multiplier=1.0,  # scales the learning rate of weight and bias (0.01 in mapping)
+        use_bias=True,
+        activation="linear",  # 'linear', 'lrelu' or 'relu', applied after the bias
+        use_wscale=True,  # equalized learning rate: scale at run time, not at init
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.gain = float(gain)
+        self.lr_multiplier = float(lr_multiplier)
+        self.use_bias = use_bias
+        self.activation = activation
+        self.use_wscale = use_wscale
+
+    def build(self, input_shape):
+        fan_in = int(input_shape[-1])
+        init_std, self.runtime_coef = _equalized_lr(fan_in, self.gain, self.lr_multiplier, self.use_wscale)
+        self.weight = self.add_weight(
+            name="weight", shape=(fan_in, self.units),
+            initializer=keras.initializers.RandomNormal(stddev=init_std),
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+
+    def call(self, x):
+        x = ops.matmul(x, self.weight * self.runtime_coef)
+        if self.use_bias:
+            x = x + self.bias * self.lr_multiplier
+        if self.activation != "linear":
+            x = sg_ops.activation(x, self.activation)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {
+            **super().get_config(), "units": self.units, "gain": self.gain,
+            "lr_multiplier": self.lr_multiplier, "use_bias": self.use_bias,
+            "activation": self.activation, "use_wscale": self.use_wscale,
+        }
+
+
+@register
+class EqualizedConv2D(keras.layers.Layer):
+    """Square conv with equalized learning rate, optionally fused with 2x resampling.
+
+    ``resample=None``: stride-1 SAME conv. ``'up'``: nearest x2 upsampling then the conv;
+    with ``fused=True`` the same thing as one stride-2 transposed conv. ``'down'``: the
+    conv then a 2x2 box average; fused, one stride-2 conv. The stored kernel is
+    [k, k, in, out] in every form. Bias and activation, if any, come after resampling.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size=3,
+        gain=SQRT2,
+        lr_multiplier=1.0,
+        use_bias=True,
+        activation="linear",
+        resample=None,  # None, 'up' or 'down'
+        fused=False,  # resample inside the conv (transposed / strided)
+        use_wscale=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if resample not in (None, "up", "down"):
+            raise ValueError(f"resample must be None, 'up' or 'down', got {resample!r}")
+        if fused and (resample is None or kernel_size != 3):
+            raise ValueError("fused=True needs resample='up' or 'down' and kernel_size=3")
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.gain = float(gain)
+        self.lr_multiplier = float(lr_multiplier)
+        self.use_bias = use_bias
+        self.activation = activation
+        self.resample = resample
+        self.fused = bool(fused)
+        self.use_wscale = use_wscale
+
+    def build(self, input_shape):
+        in_channels = int(input_shape[-1])
+        fan_in = self.kernel_size * self.kernel_size * in_channels
+        init_std, self.runtime_coef = _equalized_lr(fan_in, self.gain, self.lr_multiplier, self.use_wscale)
+        self.weight = self.add_weight(
+            name="weight", shape=(self.kernel_size, self.kernel_size, in_channels, self.filters),
+            initializer=keras.initializers.RandomNormal(stddev=init_std),
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+
+    def call(self, x):
+        kernel = self.weight * self.runtime_coef
+        if self.resample == "up" and self.fused:
+            x = ops.conv_transpose(x, sg_ops.fused_up_kernel(kernel), strides=2, padding="same")
+        elif self.resample == "down" and self.fused:
+            x = ops.conv(x, sg_ops.fused_down_kernel(kernel), strides=2, padding="same")
+        else:
+            if self.resample == "up":
+                x = sg_ops.upsample_nearest(x)
+            x = ops.conv(x, kernel, strides=1, padding="same")
+            if self.resample == "down":
+                x = sg_ops.downsample_box(x)
+        if self.use_bias:
+            x = x + self.bias * self.lr_multiplier
+        if self.activation != "linear":
+            x = sg_ops.activation(x, self.activation)
+        return x
+
+    def output_size(self, input_size):
+        """Spatial size of the output for an input of ``input_size`` pixels."""
+        return {None: input_size, "up": input_size * 2, "down": input_size // 2}[self.resample]
+
+    def macs_per_sample(self, input_size):
+        """Multiply-accumulates of one call on one sample, as this layer computes them."""
+        in_channels = int(self.weight.shape[2])
+        taps = self.kernel_size ** 2
+        if self.fused:
+            taps = 16 if self.resample == "down" else 4  # strided 4x4, or 4 taps per output phase
+            pixels = (input_size // 2) ** 2 if self.resample == "down" else (input_size * 2) ** 2
+        else:
+            pixels = (input_size * 2) ** 2 if self.resample == "up" else input_size ** 2
+        return pixels * taps * in_channels * self.filters
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        size = lambda s: None if s is None else self.output_size(s)
+        return (n, size(h), size(w), self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+            "gain": self.gain, "lr_multiplier": self.lr_multiplier, "use_bias": self.use_bias,
+            "activation": self.activation, "resample": self.resample, "fused": self.fused,
+            "use_wscale": self.use_wscale,
+        }
+
+
+@register
+class ToRGB(EqualizedConv2D):
+    """1x1 conv to image channels, gain 1, bias, linear output."""
+
+    def __init__(self, filters=3, use_wscale=True, **kwargs):
+        for key in ("kernel_size", "gain", "activation", "use_bias", "resample", "fused", "lr_multiplier"):
+            kwargs.pop(key, None)
+        super().__init__(filters, kernel_size=1, gain=1.0, activation="linear", use_wscale=use_wscale, **kwargs)
+
+
+@register
+class FromRGB(EqualizedConv2D):
+    """1x1 conv from image channels to features, gain sqrt(2), bias, activation."""
+
+    def __init__(self, filters, activation="lrelu", use_wscale=True, **kwargs):
+        for key in ("kernel_size", "gain", "use_bias", "resample", "fused", "lr_multiplier"):
+            kwargs.pop(key, None)
+        super().__init__(
+            filters, kernel_size=1, gain=sg_ops.activation_gain(activation), activation=activation,
+            use_wscale=use_wscale, **kwargs,
+        )
+
+
+@register
+class PixelNorm(keras.layers.Layer):
+    """Normalise each feature vector to unit mean square (last axis)."""
+
+    def __init__(self, epsilon=sg_ops.NORM_EPSILON, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, x):
+        return sg_ops.pixel_norm(x, epsilon=self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@register
+class Blur(keras.layers.Layer):
+    """Depthwise low-pass filter ``outer(taps, taps)`` (normalised), SAME zero padding."""
+
+    def __init__(self, taps=(1, 2, 1), normalize=True, **kwargs):
+        super().__init__(**kwargs)
+        self.taps = [float(t) for t in taps]
+        self.normalize = bool(normalize)
+
+    def build(self, input_shape):
+        # A NumPy array, not a tf.constant: see "Traps found on this stack".
+        self.kernel = sg_ops.blur_kernel(self.taps, int(input_shape[-1]), self.normalize)
+
+    def call(self, x):
+        return sg_ops.blur(x, ops.cast(self.kernel, x.dtype))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "taps": self.taps, "normalize": self.normalize}
+
+
+@register
+class NoiseInjection(keras.layers.Layer):
+    """``x + noise * strength``: one noise map per sample shared over channels, per-channel strength.
+
+    ``randomize_noise=True`` (the default, as official) draws fresh N(0, 1) noise on every
+    call from this layer's seed generator; ``False`` uses the stored ``noise_map``
+    (non-trainable), for deterministic output.
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
+
+    def build(self, input_shape):
+        _, height, width, channels = input_shape
+        self.strength = self.add_weight(name="strength", shape=(channels,), initializer="zeros")
+        self.noise_map = self.add_weight(
+            name="noise_map", shape=(1, height, width, 1),
+            initializer=keras.initializers.RandomNormal(stddev=1.0), trainable=False,
+        )
+
+    def call(self, x, randomize_noise=True):
+        if randomize_noise:
+            shape = ops.shape(x)
+            noise = keras.random.normal(
+                (shape[0], shape[1], shape[2], 1), dtype=x.dtype, seed=self.seed_generator,
+            )
+        else:
+            noise = ops.cast(self.noise_map, x.dtype)
+        return x + noise * self.strength
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+@register
+class AdaIN(keras.layers.Layer):
+    """Adaptive instance norm: instance norm, then ``x * (scale + 1) + shift`` from an affine of w.
+
+    The style affine is an :class:`EqualizedDense` w -> [scale (C), shift (C)] with gain 1.
+    Normalisation and modulation are applied as one per-channel scale and shift.
+    """
+
+    def __init__(self, use_instance_norm=True, use_styles=True, use_wscale=True,
+                 epsilon=sg_ops.NORM_EPSILON, **kwargs):
+        super().__init__(**kwargs)
+        self.use_instance_norm = use_instance_norm
+        self.use_styles = use_styles
+        self.use_wscale = use_wscale
+        self.epsilon = float(epsilon)
+        self.style = None
+
+    def build(self, x_shape, w_shape=None):
+        channels = int(x_shape[-1])
+        if self.use_styles:
+            self.style = EqualizedDense(2 * channels, gain=1.0, use_wscale=self.use_wscale, name="style")
+            self.style.build(w_shape)
+
+    def call(self, x, w):
+        channels = x.shape[-1]
+        scale, shift = 1.0, 0.0
+        if self.use_styles:
+            style = ops.cast(self.style(w), x.dtype)  # [N, 2C]
+            scale = ops.reshape(style[:, :channels] + 1.0, [-1, 1, 1, channels])
+            shift = ops.reshape(style[:, channels:], [-1, 1, 1, channels])
+        if self.use_instance_norm:
+            mean, inv_std = sg_ops.instance_norm_stats(x, self.epsilon)
+            scale = inv_std * scale
+            shift = shift - mean * scale
+        if not (self.use_styles or self.use_instance_norm):
+            return x
+        return x * scale + shift
+
+    def compute_output_shape(self, x_shape, w_shape=None):
+        return x_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(), "use_instance_norm": self.use_instance_norm,
+            "use_styles": self.use_styles, "use_wscale": self.use_wscale, "epsilon": self.epsilon,
+        }
+
+
+@register
+class LayerEpilogue(keras.layers.Layer):
+    """The official per-layer epilogue: noise -> bias -> activation -> [pixel norm] -> AdaIN(w)."""
+
+    def __init__(self, use_noise=True, use_pixel_norm=False, use_instance_norm=True, use_styles=True,
+                 nonlinearity="lrelu", use_wscale=True, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.use_noise = use_noise
+        self.use_pixel_norm = use_pixel_norm
+        self.use_instance_norm = use_instance_norm
+        self.use_styles = use_styles
+        self.nonlinearity = nonlinearity
+        self.use_wscale = use_wscale
+        self.seed = seed
+        self.noise = NoiseInjection(seed=seed, name="noise") if use_noise else None
+        self.adain = AdaIN(use_instance_norm, use_styles, use_wscale, name="adain")
+
+    def build(self, x_shape, w_shape=None):
+        if self.noise is not None:
+            self.noise.build(x_shape)
+        self.bias = self.add_weight(name="bias", shape=(int(x_shape[-1]),), initializer="zeros")
+        self.adain.build(x_shape, w_shape)
+
+    def call(self, x, w, randomize_noise=True):
+        if self.noise is not None:
+            x = self.noise(x, randomize_noise=randomize_noise)
+        x = sg_ops.activation(x + self.bias, self.nonlinearity)
+        if self.use_pixel_norm:
+            x = sg_ops.pixel_norm(x)
+        return self.adain(x, w)
+
+    def compute_output_shape(self, x_shape, w_shape=None):
+        return x_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(), "use_noise": self.use_noise, "use_pixel_norm": self.use_pixel_norm,
+            "use_instance_norm": self.use_instance_norm, "use_styles": self.use_styles,
+            "nonlinearity": self.nonlinearity, "use_wscale": self.use_wscale, "seed": self.seed,
+        }
+
+
+@register
+class ConstantInput(keras.layers.Layer):
+    """Learned constant [1, size, size, C] (initialised to ones), tiled over the batch."""
+
+    def __init__(self, channels, size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.size = int(size)
+
+    def build(self, input_shape=None):
+        self.const = self.add_weight(
+            name="const", shape=(1, self.size, self.size, self.channels), initializer="ones",
+        )
+
+    def call(self, batch_like):
+        """Returns the constant repeated for every row of ``batch_like``."""
+        batch = ops.shape(batch_like)[0]
+        return ops.tile(self.const, [batch, 1, 1, 1])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.size, self.size, self.channels)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "size": self.size}
+
+
+@register
+class MinibatchStddev(keras.layers.Layer):
+    """Appends the minibatch standard deviation over groups of samples as extra channel(s)."""
+
+    def __init__(self, group_size=4, num_features=1, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = int(group_size)
+        self.num_features = int(num_features)
+
+    def call(self, x):
+        return sg_ops.minibatch_stddev(x, self.group_size, self.num_features)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (input_shape[-1] + self.num_features,)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size, "num_features": self.num_features}

@@ -1,0 +1,132 @@
+"""Pure tensor math shared by the layers and networks.
+
+Every function takes and returns NHWC tensors (the official code is NCHW; the
+importer converts at the boundary). Nothing here owns state.
+"""
+
+import numpy as np
+from keras import ops
+
+LRELU_SLOPE = 0.2
+NORM_EPSILON = 1e-8
+
+
+def fmaps(stage, fmap_base=8192, fmap_decay=1.0, fmap_max=512):
+    """Feature maps at a stage: ``min(fmap_base / 2**(stage * fmap_decay), fmap_max)``."""
+    return min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
+
+
+def activation(x, nonlinearity="lrelu"):
+    """The official nonlinearities: leaky ReLU (slope 0.2) or ReLU."""
+    if nonlinearity == "lrelu":
+        return ops.leaky_relu(x, negative_slope=LRELU_SLOPE)
+    if nonlinearity == "relu":
+        return ops.relu(x)
+    raise ValueError(f"Unknown nonlinearity {nonlinearity!r}: use 'lrelu' or 'relu'.")
+
+
+def activation_gain(nonlinearity="lrelu"):
+    """He gain of the official code: sqrt(2) for both ReLU variants."""
+    if nonlinearity not in ("lrelu", "relu"):
+        raise ValueError(f"Unknown nonlinearity {nonlinearity!r}: use 'lrelu' or 'relu'.")
+    return float(np.sqrt(2.0))
+
+
+def pixel_norm(x, axis=-1, epsilon=NORM_EPSILON):
+    """Normalise each feature vector to unit mean square along ``axis``."""
+    return x * ops.rsqrt(ops.mean(ops.square(x), axis=axis, keepdims=True) + epsilon)
+
+
+def instance_norm_stats(x, epsilon=NORM_EPSILON):
+    """Per-sample, per-channel mean and 1/std over H and W (biased variance, eps inside).
+
+    Returns two tensors of shape [N, 1, 1, C].
+    """
+    mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
+    return mean, ops.rsqrt(variance + epsilon)
+
+
+def instance_norm(x, epsilon=NORM_EPSILON):
+    """``(x - mean_HW) * rsqrt(var_HW + eps)`` per sample and channel."""
+    mean, inv_std = instance_norm_stats(x, epsilon)
+    return (x - mean) * inv_std
+
+
+def blur_kernel(taps, channels, normalize=True):
+    """Depthwise 2-D kernel ``outer(taps, taps)`` as [k, k, channels, 1] NumPy float32."""
+    taps = np.asarray(taps, dtype=np.float32)
+    kernel = np.outer(taps, taps)
+    if normalize:
+        kernel /= kernel.sum()
+    return np.tile(kernel[:, :, None, None], [1, 1, channels, 1]).astype(np.float32)
+
+
+def blur(x, kernel):
+    """Depthwise filter with SAME zero padding (``kernel`` from :func:`blur_kernel`)."""
+    return ops.depthwise_conv(x, kernel, strides=1, padding="same")
+
+
+def upsample_nearest(x, factor=2):
+    """Nearest-neighbour upsampling by repeat and reshape (XLA-friendly, no resize op)."""
+    if factor == 1:
+        return x
+    _, height, width, channels = ops.shape(x)
+    x = ops.reshape(x, [-1, height, 1, width, 1, channels])
+    x = ops.tile(x, [1, 1, factor, 1, factor, 1])  # [N, H, f, W, f, C]
+    return ops.reshape(x, [-1, height * factor, width * factor, channels])
+
+
+def downsample_box(x, factor=2):
+    """Box average over ``factor`` x ``factor`` blocks (the official ``downscale2d``)."""
+    if factor == 1:
+        return x
+    return ops.average_pool(x, pool_size=factor, strides=factor, padding="valid")
+
+
+def fused_up_kernel(weight):
+    """4x4 transposed-conv kernel equal to nearest x2 upsampling followed by ``weight``.
+
+    ``weight`` is the runtime-scaled [3, 3, in, out] kernel; the result is
+    [4, 4, out, in] for ``conv_transpose`` with stride 2 and SAME padding.
+    """
+    w = ops.transpose(weight, [0, 1, 3, 2])  # [3, 3, out, in]
+    w = ops.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])  # [5, 5, out, in]
+    return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
+
+
+def fused_down_kernel(weight):
+    """4x4 stride-2 conv kernel equal to ``weight`` followed by a 2x2 box average.
+
+    ``weight`` is the runtime-scaled [3, 3, in, out] kernel; returns [4, 4, in, out].
+    """
+    w = ops.pad(weight, [[1, 1], [1, 1], [0, 0], [0, 0]])  # [5, 5, in, out]
+    return (w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]) * 0.25
+
+
+def minibatch_stddev(x, group_size=4, num_features=1, epsilon=NORM_EPSILON):
+    """Append the official minibatch standard deviation feature(s) as last channel(s).
+
+    Sample ``i`` joins group ``i % (N // G)`` with ``G = min(group_size, N)``; N must be
+    a multiple of G, as in the official code.
+    """
+    batch = ops.shape(x)[0]
+    _, height, width, channels = x.shape
+    group = group_size if batch is None else ops.minimum(group_size, batch)
+    # [G, M, H, W, F, C/F]: sample n = g * M + m.
+    y = ops.reshape(x, [group, -1, height, width, num_features, channels // num_features])
+    y = y - ops.mean(y, axis=0, keepdims=True)
+    y = ops.sqrt(ops.mean(ops.square(y), axis=0) + epsilon)  # [M, H, W, F, C/F]
+    y = ops.mean(y, axis=[1, 2, 4])  # [M, F]
+    y = ops.reshape(y, [-1, 1, 1, num_features])
+    y = ops.tile(y, [group, height, width, 1])  # [N, H, W, F]
+    return ops.concatenate([x, ops.cast(y, x.dtype)], axis=-1)
+
+
+def lerp(a, b, t):
+    """``a + (b - a) * t``."""
+    return a + (b - a) * t
+
+
+def lerp_clip(a, b, t):
+    """:func:`lerp` with ``t`` clipped to [0, 1] (the official progressive-growing blend)."""
+    return a + (b - a) * ops.clip(t, 0.0, 1.0)
