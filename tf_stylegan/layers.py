@@ -214,7 +214,7 @@ class PixelNorm(keras.layers.Layer):
 
 @register
 class Blur(keras.layers.Layer):
-    """Depthwise low-pass filter ``outer(taps, taps)`` (normalised), SAME zero padding."""
+    """Low-pass filter ``outer(taps, taps)`` (normalised), per channel, SAME zero padding."""
 
     def __init__(self, taps=(1, 2, 1), normalize=True, **kwargs):
         super().__init__(**kwargs)
@@ -222,11 +222,11 @@ class Blur(keras.layers.Layer):
         self.normalize = bool(normalize)
 
     def build(self, input_shape):
-        # A NumPy array, not a tf.constant: see "Traps found on this stack".
+        # A NumPy array, not a tf.constant: see "Traps found on this stack" in the design notes.
         self.kernel = sg_ops.blur_kernel(self.taps, int(input_shape[-1]), self.normalize)
 
     def call(self, x):
-        return sg_ops.blur(x, ops.cast(self.kernel, x.dtype))
+        return sg_ops.blur(x, self.kernel)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -257,15 +257,16 @@ class NoiseInjection(keras.layers.Layer):
             initializer=keras.initializers.RandomNormal(stddev=1.0), trainable=False,
         )
 
-    def call(self, x, randomize_noise=True):
+    def noise(self, x, randomize_noise=True):
+        """The noise this layer adds to ``x``: [N, H, W, 1] fresh, or the stored [1, H, W, 1]."""
         if randomize_noise:
             shape = ops.shape(x)
-            noise = keras.random.normal(
-                (shape[0], shape[1], shape[2], 1), dtype=x.dtype, seed=self.seed_generator,
-            )
-        else:
-            noise = ops.cast(self.noise_map, x.dtype)
-        return x + noise * self.strength
+            return keras.random.normal((shape[0], shape[1], shape[2], 1), dtype=x.dtype,
+                                       seed=self.seed_generator)
+        return ops.cast(self.noise_map, x.dtype)
+
+    def call(self, x, randomize_noise=True):
+        return x + self.noise(x, randomize_noise) * self.strength
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -297,20 +298,19 @@ class AdaIN(keras.layers.Layer):
             self.style = EqualizedDense(2 * channels, gain=1.0, use_wscale=self.use_wscale, name="style")
             self.style.build(w_shape)
 
+    def modulation(self, w, dtype):
+        """(scale + 1, shift), each [N, 1, 1, C], from w; (None, None) without styles."""
+        if not self.use_styles:
+            return None, None
+        channels = self.style.units // 2
+        style = ops.cast(self.style(w), dtype)  # [N, 2C]
+        scale = ops.reshape(style[:, :channels] + 1.0, [-1, 1, 1, channels])
+        shift = ops.reshape(style[:, channels:], [-1, 1, 1, channels])
+        return scale, shift
+
     def call(self, x, w):
-        channels = x.shape[-1]
-        scale, shift = 1.0, 0.0
-        if self.use_styles:
-            style = ops.cast(self.style(w), x.dtype)  # [N, 2C]
-            scale = ops.reshape(style[:, :channels] + 1.0, [-1, 1, 1, channels])
-            shift = ops.reshape(style[:, channels:], [-1, 1, 1, channels])
-        if self.use_instance_norm:
-            mean, inv_std = sg_ops.instance_norm_stats(x, self.epsilon)
-            scale = inv_std * scale
-            shift = shift - mean * scale
-        if not (self.use_styles or self.use_instance_norm):
-            return x
-        return x * scale + shift
+        scale, shift = self.modulation(w, x.dtype)
+        return sg_ops.adaptive_instance_norm(x, scale, shift, self.use_instance_norm, self.epsilon)
 
     def compute_output_shape(self, x_shape, w_shape=None):
         return x_shape
@@ -324,7 +324,11 @@ class AdaIN(keras.layers.Layer):
 
 @register
 class LayerEpilogue(keras.layers.Layer):
-    """The official per-layer epilogue: noise -> bias -> activation -> [pixel norm] -> AdaIN(w)."""
+    """The official per-layer epilogue: noise -> bias -> activation -> [pixel norm] -> AdaIN(w).
+
+    Normalisation and modulation are applied as one scale and shift
+    (:func:`tf_stylegan.ops.modulated_epilogue`).
+    """
 
     def __init__(self, use_noise=True, use_pixel_norm=False, use_instance_norm=True, use_styles=True,
                  nonlinearity="lrelu", use_wscale=True, seed=None, **kwargs):
@@ -346,12 +350,15 @@ class LayerEpilogue(keras.layers.Layer):
         self.adain.build(x_shape, w_shape)
 
     def call(self, x, w, randomize_noise=True):
+        noise = strength = None
         if self.noise is not None:
-            x = self.noise(x, randomize_noise=randomize_noise)
-        x = sg_ops.activation(x + self.bias, self.nonlinearity)
-        if self.use_pixel_norm:
-            x = sg_ops.pixel_norm(x)
-        return self.adain(x, w)
+            noise = self.noise.noise(x, randomize_noise)
+            strength = ops.cast(self.noise.strength, x.dtype)
+        scale, shift = self.adain.modulation(w, x.dtype)
+        return sg_ops.modulated_epilogue(
+            x, noise, strength, ops.cast(self.bias, x.dtype), scale, shift, self.nonlinearity,
+            self.use_pixel_norm, self.use_instance_norm, self.adain.epsilon,
+        )
 
     def compute_output_shape(self, x_shape, w_shape=None):
         return x_shape

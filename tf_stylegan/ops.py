@@ -46,6 +46,34 @@ def instance_norm_stats(x, epsilon=NORM_EPSILON):
     return mean, ops.rsqrt(variance + epsilon)
 
 
+def modulated_epilogue(x, noise, strength, bias, scale, shift, nonlinearity, use_pixel_norm,
+                       use_instance_norm, epsilon):
+    """The synthesis layer epilogue after the conv.
+
+    ``x + noise * strength`` (noise [N, H, W, 1] or None) -> ``+ bias`` -> activation ->
+    [pixel norm] -> [instance norm] -> ``x * scale + shift`` (scale and shift [N, 1, 1, C]
+    or None). Normalisation and modulation are applied as a single scale and shift.
+    """
+    if noise is not None:
+        x = x + noise * strength
+    x = activation(x + bias, nonlinearity)
+    if use_pixel_norm:
+        x = pixel_norm(x, epsilon=epsilon)
+    return adaptive_instance_norm(x, scale, shift, use_instance_norm, epsilon)
+
+
+def adaptive_instance_norm(x, scale, shift, use_instance_norm=True, epsilon=NORM_EPSILON):
+    """[instance norm] then ``x * scale + shift`` ([N, 1, 1, C] each, or None for identity),
+    applied as one per-channel scale and shift."""
+    if use_instance_norm:
+        mean, inv_std = instance_norm_stats(x, epsilon)
+        scale = inv_std if scale is None else inv_std * scale
+        shift = -mean * scale if shift is None else shift - mean * scale
+    if scale is None:
+        return x
+    return x * scale + shift
+
+
 def instance_norm(x, epsilon=NORM_EPSILON):
     """``(x - mean_HW) * rsqrt(var_HW + eps)`` per sample and channel."""
     mean, inv_std = instance_norm_stats(x, epsilon)
@@ -53,17 +81,22 @@ def instance_norm(x, epsilon=NORM_EPSILON):
 
 
 def blur_kernel(taps, channels, normalize=True):
-    """Depthwise 2-D kernel ``outer(taps, taps)`` as [k, k, channels, 1] NumPy float32."""
+    """The official blur as a depthwise kernel [k, k, channels, 1] (NumPy float32).
+
+    ``outer(taps, taps)``, normalised to sum 1 and flipped: the official code convolves,
+    :func:`blur` correlates.
+    """
     taps = np.asarray(taps, dtype=np.float32)
     kernel = np.outer(taps, taps)
     if normalize:
         kernel /= kernel.sum()
+    kernel = kernel[::-1, ::-1]
     return np.tile(kernel[:, :, None, None], [1, 1, channels, 1]).astype(np.float32)
 
 
 def blur(x, kernel):
-    """Depthwise filter with SAME zero padding (``kernel`` from :func:`blur_kernel`)."""
-    return ops.depthwise_conv(x, kernel, strides=1, padding="same")
+    """Per-channel filter with SAME zero padding (``kernel`` from :func:`blur_kernel`)."""
+    return ops.depthwise_conv(x, ops.cast(kernel, x.dtype), strides=1, padding="same")
 
 
 def upsample_nearest(x, factor=2):
