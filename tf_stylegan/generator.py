@@ -81,8 +81,6 @@ class Generator(keras.layers.Layer):
             mapping_nonlinearity=mapping_nonlinearity, normalize_latents=normalize_latents,
             dlatent_broadcast=self.num_layers, use_wscale=use_wscale, name="mapping",
         )
-        self.mixing_seed_generator = keras.random.SeedGenerator(
-            None if seed is None else seed + 7919, name="mixing_seed")
 
     @property
     def latent_size(self):
@@ -106,6 +104,8 @@ class Generator(keras.layers.Layer):
         self.synthesis.build()
         self.w_avg = self.add_weight(name="w_avg", shape=(self.dlatent_size,), initializer="zeros",
                                      trainable=False)
+        self.mixing_seed_generator = keras.random.SeedGenerator(
+            None if self.seed is None else self.seed + 7919, name="mixing_seed")
 
     def call(self, z, training=False, truncation_psi=None, truncation_cutoff=None, randomize_noise=True,
              return_dlatents=False):

@@ -247,10 +247,11 @@ class NoiseInjection(keras.layers.Layer):
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
 
     def build(self, input_shape):
         _, height, width, channels = input_shape
+        # Created here so that its state variable is named under this layer (checkpoints).
+        self.seed_generator = keras.random.SeedGenerator(self.seed, name="noise_seed")
         self.strength = self.add_weight(name="strength", shape=(channels,), initializer="zeros")
         self.noise_map = self.add_weight(
             name="noise_map", shape=(1, height, width, 1),

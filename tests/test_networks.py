@@ -1,0 +1,454 @@
+"""Behaviour of the Generator and Discriminator: shapes, sizes, truncation, mixing, training, noise, lod."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from conftest import SMALL_WIDTHS
+from tf_stylegan.discriminator import Discriminator
+from tf_stylegan.generator import Generator
+from tf_stylegan.synthesis import SynthesisNetwork
+
+LATENT = 16  # latent and dlatent size of the small test networks
+RESOLUTIONS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
+
+
+def widths(resolution):
+    """SMALL_WIDTHS where they give >= 8 feature maps at the top; 8 maps everywhere above that.
+
+    (With SMALL_WIDTHS the 1024 block would get 256 / 2**9 = 0 feature maps.)
+    """
+    return dict(SMALL_WIDTHS) if resolution <= 64 else dict(fmap_base=4 * resolution, fmap_max=8)
+
+
+def small_generator(resolution=16, **kwargs):
+    args = dict(widths(resolution), resolution=resolution, latent_size=LATENT, dlatent_size=LATENT,
+                mapping_fmaps=LATENT)
+    args.update(kwargs)
+    generator = Generator(**args)
+    generator.build()
+    return generator
+
+
+def small_discriminator(resolution=16, **kwargs):
+    args = dict(widths(resolution), resolution=resolution)
+    args.update(kwargs)
+    discriminator = Discriminator(**args)
+    discriminator.build()
+    return discriminator
+
+
+def perturb(layer, seed=0, scale=0.3):
+    """Gives every zero-initialised trainable (biases, noise strengths) a random value, so that
+    biases and noise inputs have a visible effect."""
+    rng = np.random.default_rng(seed)
+    for variable in layer.trainable_weights:
+        value = np.asarray(variable)
+        if not value.any():
+            variable.assign(rng.normal(0.0, scale, value.shape).astype(np.float32))
+    return layer
+
+
+def latents(batch, seed=0, size=LATENT):
+    return np.random.default_rng(seed).standard_normal((batch, size)).astype(np.float32)
+
+
+def count(variables):
+    return sum(int(np.prod(v.shape)) for v in variables)
+
+
+def block_spread(images):
+    """max - min within every 2x2 block of NHWC images (0 where a block is constant)."""
+    n, h, w, c = images.shape
+    blocks = np.asarray(images).reshape(n, h // 2, 2, w // 2, 2, c)
+    return blocks.max(axis=(2, 4)) - blocks.min(axis=(2, 4))
+
+
+def upsample(images):
+    return np.repeat(np.repeat(np.asarray(images), 2, axis=1), 2, axis=2)
+
+
+def box_down(images):
+    n, h, w, c = images.shape
+    return np.asarray(images).reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def copy_variables(sources, targets):
+    """Assigns the variables of each source layer to the matching target layer."""
+    for source, target in zip(sources, targets, strict=True):
+        assert len(source.weights) == len(target.weights)
+        for src, dst in zip(source.weights, target.weights):
+            assert tuple(src.shape) == tuple(dst.shape), (src.path, dst.path)
+            dst.assign(src)
+
+
+# ------------------------------------------------------------------------------------------------
+# Shapes and sizes
+
+
+@pytest.mark.parametrize("resolution", RESOLUTIONS)
+def test_output_shapes(resolution):
+    generator = small_generator(resolution, mapping_layers=2)
+    discriminator = small_discriminator(resolution, mbstd_group_size=2)
+    num_layers = 2 * int(np.log2(resolution)) - 2
+    assert generator.num_layers == num_layers
+    images, dlatents = generator(latents(2), return_dlatents=True)
+    assert tuple(images.shape) == (2, resolution, resolution, 3)
+    assert tuple(dlatents.shape) == (2, num_layers, LATENT)
+    assert tuple(generator(latents(2)).shape) == (2, resolution, resolution, 3)
+    scores = discriminator(images)
+    assert tuple(scores.shape) == (2, 1)
+    assert np.all(np.isfinite(images)) and np.all(np.isfinite(scores))
+
+
+def test_paper_default_parameter_counts():
+    generator = Generator()
+    generator.build()
+    assert generator.num_layers == 18
+    assert count(generator.mapping.trainable_weights) == 2_101_248
+    assert count(generator.synthesis.trainable_weights) == 24_118_379
+    assert count(generator.trainable_weights) == 26_219_627
+    discriminator = Discriminator()
+    discriminator.build()
+    assert count(discriminator.trainable_weights) == 23_087_249
+
+
+# ------------------------------------------------------------------------------------------------
+# Truncation
+
+
+@pytest.fixture(scope="module")
+def generator64():
+    """64x64 (10 dlatent layers, so cutoff 8 leaves two layers alone), with a known w_avg."""
+    generator = perturb(small_generator(64, mapping_layers=3))
+    generator.w_avg.assign(np.random.default_rng(1).normal(0.0, 1.0, LATENT).astype(np.float32))
+    return generator
+
+
+def truncated(w, w_avg, psi, cutoff):
+    w = np.asarray(w)
+    out = w.copy()
+    out[:, :cutoff] = w_avg + np.float32(psi) * (w[:, :cutoff] - w_avg)
+    return out
+
+
+@pytest.mark.parametrize("psi, cutoff", [(0.7, 8), (0.5, 3), (0.0, 1), (-0.4, 10), (1.5, 5)])
+def test_truncation_lerps_layers_below_cutoff(generator64, psi, cutoff):
+    z = latents(3, seed=2)
+    w = np.asarray(generator64.mapping(z))
+    w_avg = np.asarray(generator64.w_avg)
+    _, dlatents = generator64(z, truncation_psi=psi, truncation_cutoff=cutoff, return_dlatents=True)
+    dlatents = np.asarray(dlatents)
+    expected = truncated(w, w_avg, psi, cutoff)
+    np.testing.assert_allclose(dlatents, expected, rtol=0, atol=1e-6)
+    # Layers at and above the cutoff are w itself.
+    np.testing.assert_allclose(dlatents[:, cutoff:], w[:, cutoff:], rtol=0, atol=1e-6)
+    if psi != 1:
+        assert np.abs(dlatents[:, :cutoff] - w[:, :cutoff]).max() > 1e-3
+
+
+@pytest.mark.parametrize("psi, cutoff", [(1.0, 8), (1, 3), (0.5, 0), (0.7, -2)])
+def test_truncation_disabled(generator64, psi, cutoff):
+    z = latents(3, seed=3)
+    _, dlatents = generator64(z, truncation_psi=psi, truncation_cutoff=cutoff, return_dlatents=True)
+    np.testing.assert_array_equal(np.asarray(dlatents), np.asarray(generator64.mapping(z)))
+
+
+def test_truncation_defaults_from_constructor(generator64):
+    z = latents(3, seed=4)
+    w = np.asarray(generator64.mapping(z))
+    w_avg = np.asarray(generator64.w_avg)
+    assert (generator64.truncation_psi, generator64.truncation_cutoff) == (0.7, 8)
+    _, dlatents = generator64(z, return_dlatents=True)
+    np.testing.assert_allclose(np.asarray(dlatents), truncated(w, w_avg, 0.7, 8), rtol=0, atol=1e-6)
+    # Only psi given: the constructor's cutoff applies, and vice versa.
+    _, dlatents = generator64(z, truncation_psi=0.3, return_dlatents=True)
+    np.testing.assert_allclose(np.asarray(dlatents), truncated(w, w_avg, 0.3, 8), rtol=0, atol=1e-6)
+    _, dlatents = generator64(z, truncation_cutoff=2, return_dlatents=True)
+    np.testing.assert_allclose(np.asarray(dlatents), truncated(w, w_avg, 0.7, 2), rtol=0, atol=1e-6)
+
+    other = small_generator(64, mapping_layers=3, truncation_psi=0.25, truncation_cutoff=3)
+    other.w_avg.assign(w_avg)
+    w = np.asarray(other.mapping(z))
+    _, dlatents = other(z, return_dlatents=True)
+    np.testing.assert_allclose(np.asarray(dlatents), truncated(w, w_avg, 0.25, 3), rtol=0, atol=1e-6)
+
+
+def test_truncation_tensor_psi_in_tf_function(generator64):
+    z = latents(3, seed=5)
+    w = np.asarray(generator64.mapping(z))
+    w_avg = np.asarray(generator64.w_avg)
+
+    @tf.function
+    def run(z, psi, cutoff):
+        return generator64(z, truncation_psi=psi, truncation_cutoff=cutoff, return_dlatents=True)[1]
+
+    for psi, cutoff in [(0.5, 3), (1.0, 8), (0.8, 10), (0.2, 0)]:
+        dlatents = run(tf.constant(z), tf.constant(psi, tf.float32), tf.constant(cutoff, tf.int32))
+        np.testing.assert_allclose(np.asarray(dlatents), truncated(w, w_avg, psi, cutoff), rtol=0, atol=1e-6)
+    # Python cutoff, tensor psi.
+    dlatents = tf.function(lambda z, psi: generator64(z, truncation_psi=psi, truncation_cutoff=4,
+                                                      return_dlatents=True)[1])(z, tf.constant(0.6))
+    np.testing.assert_allclose(np.asarray(dlatents), truncated(w, w_avg, 0.6, 4), rtol=0, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# Style mixing
+
+
+@pytest.fixture(scope="module")
+def generator16():
+    generator = perturb(small_generator(16, mapping_layers=3))
+    generator.w_avg.assign(np.random.default_rng(2).normal(0.0, 1.0, LATENT).astype(np.float32))
+    return generator
+
+
+def test_mix_selects_layers(generator16):
+    rng = np.random.default_rng(6)
+    num_layers = generator16.num_layers
+    a = rng.standard_normal((2, num_layers, LATENT)).astype(np.float32)
+    b = rng.standard_normal((2, num_layers, LATENT)).astype(np.float32)
+    for k in range(num_layers + 1):
+        mixed = np.asarray(generator16.mix(a, b, k))
+        np.testing.assert_array_equal(mixed[:, :k], a[:, :k])
+        np.testing.assert_array_equal(mixed[:, k:], b[:, k:])
+
+
+def test_mixed_synthesis(generator16):
+    dl_a = np.asarray(generator16.mapping(latents(2, seed=7)))
+    dl_b = np.asarray(generator16.mapping(latents(2, seed=8)))
+    k = 3
+    synth = lambda dl: np.asarray(generator16.synthesis(dl, randomize_noise=False))
+    img_a, img_b = synth(dl_a), synth(dl_b)
+    img_mix = synth(generator16.mix(dl_a, dl_b, k))
+    img_hand = synth(np.concatenate([dl_a[:, :k], dl_b[:, k:]], axis=1))
+    assert np.abs(img_mix - img_a).max() > 1e-3
+    assert np.abs(img_mix - img_b).max() > 1e-3
+    np.testing.assert_allclose(img_mix, img_hand, rtol=0, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# Training-mode semantics
+
+
+@pytest.mark.parametrize("beta", [None, 0.9])
+def test_training_call_updates_w_avg(beta):
+    kwargs = {} if beta is None else dict(dlatent_avg_beta=beta)
+    generator = small_generator(8, mapping_layers=3, seed=11, **kwargs)
+    beta = 0.995 if beta is None else beta
+    w_avg = (3.0 + np.random.default_rng(9).standard_normal(LATENT)).astype(np.float32)
+    generator.w_avg.assign(w_avg)
+    for seed in (10, 11):
+        z = latents(4, seed=seed)
+        batch_mean = np.asarray(generator.mapping(z))[:, 0].mean(axis=0)
+        expected = batch_mean + (w_avg - batch_mean) * beta
+        generator(z, training=True)
+        updated = np.asarray(generator.w_avg)
+        np.testing.assert_allclose(updated, expected, rtol=0, atol=1e-6)
+        assert np.abs(updated - w_avg).max() > 1e-3
+        w_avg = updated
+    # Inference calls leave it alone.
+    generator(latents(4, seed=12))
+    generator(latents(4, seed=13), training=False, truncation_psi=0.5)
+    np.testing.assert_array_equal(np.asarray(generator.w_avg), w_avg)
+
+
+def test_style_mixing_regularization_crossover():
+    generator = perturb(small_generator(16, mapping_layers=3, style_mixing_prob=1.0, seed=21))
+    num_layers = generator.num_layers
+    z = latents(3, seed=14)
+    w = np.asarray(generator.mapping(z))
+    crossovers, seconds = [], []
+    for _ in range(12):
+        _, dlatents = generator(z, training=True, return_dlatents=True)
+        dlatents = np.asarray(dlatents)
+        differs = [not np.array_equal(dlatents[:, i], w[:, i]) for i in range(num_layers)]
+        k = differs.index(True) if any(differs) else num_layers
+        assert 1 <= k < num_layers, f"no crossover in [1, {num_layers}): k = {k}"
+        np.testing.assert_array_equal(dlatents[:, :k], w[:, :k])
+        for i in range(k, num_layers):
+            np.testing.assert_array_equal(dlatents[:, i], dlatents[:, k])
+        assert np.abs(dlatents[:, k] - w[:, k]).max(axis=-1).min() > 1e-3  # every sample mixed
+        crossovers.append(k)
+        seconds.append(dlatents[:, k])
+    assert len(set(crossovers)) > 1, f"crossover never varies: {crossovers}"
+    assert np.abs(seconds[0] - seconds[1]).max() > 1e-3  # a fresh second latent per call
+
+
+def test_no_style_mixing_with_probability_zero():
+    generator = small_generator(16, mapping_layers=3, style_mixing_prob=0.0, seed=22)
+    generator.w_avg.assign(np.full(LATENT, 2.0, np.float32))  # truncation would show
+    z = latents(3, seed=15)
+    w = np.asarray(generator.mapping(z))
+    for _ in range(5):
+        _, dlatents = generator(z, training=True, return_dlatents=True)
+        np.testing.assert_array_equal(np.asarray(dlatents), w)
+
+
+# ------------------------------------------------------------------------------------------------
+# Noise
+
+
+def test_fresh_noise(generator16):
+    z = latents(2, seed=16)
+    first = np.asarray(generator16(z))
+    second = np.asarray(generator16(z))
+    assert np.abs(first - second).max() > 1e-3
+    fixed1 = np.asarray(generator16(z, randomize_noise=False))
+    fixed2 = np.asarray(generator16(z, randomize_noise=False))
+    np.testing.assert_array_equal(fixed1, fixed2)
+    assert np.abs(fixed1 - first).max() > 1e-3
+    # Fresh noise is drawn per sample: two equal latents give two different images.
+    same = np.repeat(z[:1], 2, axis=0)
+    images = np.asarray(generator16(same))
+    assert np.abs(images[0] - images[1]).max() > 1e-3
+    images = np.asarray(generator16(same, randomize_noise=False))
+    np.testing.assert_allclose(images[0], images[1], rtol=0, atol=1e-5)  # batched kernels: not bitwise
+
+
+def test_seeded_fresh_noise_is_reproducible():
+    z = latents(2, seed=17)
+    reference = perturb(small_generator(16, mapping_layers=3, seed=1234))
+    twin = small_generator(16, mapping_layers=3, seed=1234)
+    other_seed = small_generator(16, mapping_layers=3, seed=98765)
+    twin.set_weights(reference.get_weights())
+    other_seed.set_weights(reference.get_weights())
+    calls = [np.asarray(reference(z)), np.asarray(reference(z))]
+    twin_calls = [np.asarray(twin(z)), np.asarray(twin(z))]
+    assert np.abs(calls[0] - calls[1]).max() > 1e-3  # still fresh noise on every call
+    np.testing.assert_array_equal(calls[0], twin_calls[0])
+    np.testing.assert_array_equal(calls[1], twin_calls[1])
+    assert np.abs(np.asarray(other_seed(z)) - calls[0]).max() > 1e-3
+
+
+# ------------------------------------------------------------------------------------------------
+# Level of detail
+
+
+def test_lod_is_non_trainable(generator16):
+    discriminator = small_discriminator(16)
+    for network in (generator16, discriminator):
+        assert tuple(network.lod.shape) == ()
+        assert not network.lod.trainable
+        assert any(v is network.lod for v in network.non_trainable_weights)
+        assert not any(v is network.lod for v in network.trainable_weights)
+
+
+def test_generator_lod1_is_upsampled_half_resolution():
+    generator = perturb(small_generator(16, mapping_layers=3), seed=3)
+    half = small_generator(8, mapping_layers=3)
+    copy_variables(generator.synthesis.blocks[:-1], half.synthesis.blocks)
+    copy_variables(generator.synthesis.to_rgb[:-1], half.synthesis.to_rgb)
+    dlatents = np.random.default_rng(18).standard_normal((2, generator.num_layers, LATENT)).astype(np.float32)
+    synth = lambda g, dl: np.asarray(g.synthesis(dl, randomize_noise=False))
+    low = synth(half, dlatents[:, :half.num_layers])
+    full = synth(generator, dlatents)
+    assert block_spread(full).max() > 1e-2  # lod 0 has detail below 2x2
+    try:
+        generator.lod.assign(1.0)
+        at_lod1 = synth(generator, dlatents)
+        np.testing.assert_allclose(at_lod1, upsample(low), rtol=0, atol=1e-5)
+        assert block_spread(at_lod1).max() < 1e-5
+        # The whole generator, with fresh noise, too.
+        assert block_spread(np.asarray(generator(latents(2, seed=19)))).max() < 1e-5
+        generator.lod.assign(0.5)
+        np.testing.assert_allclose(synth(generator, dlatents), 0.5 * (full + upsample(low)), rtol=0, atol=1e-5)
+    finally:
+        generator.lod.assign(0.0)
+    np.testing.assert_array_equal(synth(generator, dlatents), full)
+
+
+def test_discriminator_lod1_ignores_finest_details():
+    discriminator = perturb(small_discriminator(16, mbstd_group_size=4), seed=4)
+    half = small_discriminator(8, mbstd_group_size=4)
+    copy_variables(discriminator.blocks[1:], half.blocks)
+    copy_variables(discriminator.from_rgb[1:], half.from_rgb)
+    rng = np.random.default_rng(20)
+    images = rng.standard_normal((4, 16, 16, 3)).astype(np.float32)
+    checker = np.array([[1.0, -1.0], [-1.0, 1.0]], np.float32)
+    pattern = np.tile(checker, (8, 8))[None, :, :, None] * rng.uniform(0.5, 2.0, (1, 1, 1, 3))
+    pattern = pattern.astype(np.float32)  # zero mean over every 2x2 block
+    np.testing.assert_allclose(box_down(pattern), 0.0, atol=1e-7)
+    score = lambda x: np.asarray(discriminator(x))
+    assert np.abs(score(images) - score(images + pattern)).max() > 1e-3  # lod 0 sees the pattern
+    try:
+        discriminator.lod.assign(1.0)
+        np.testing.assert_allclose(score(images + pattern), score(images), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(score(images), np.asarray(half(box_down(images))), rtol=0, atol=1e-5)
+    finally:
+        discriminator.lod.assign(0.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad inputs
+
+
+def test_generator_rejects_wrong_latent_width(generator16):
+    with pytest.raises(ValueError, match=rf"z must have shape \[N, {LATENT}\]"):
+        generator16(latents(2, size=LATENT + 1))
+
+
+@pytest.mark.parametrize("shape", [(2, 5, LATENT), (2, 7, LATENT), (2, 6, LATENT + 1), (2, LATENT)])
+def test_synthesis_rejects_wrong_dlatents(generator16, shape):
+    with pytest.raises(ValueError, match=rf"dlatents must have shape \[N, 6, {LATENT}\]"):
+        generator16.synthesis(np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("shape", [(4, 8, 8, 3), (4, 3, 16, 16), (4, 16, 16, 1), (4, 32, 32, 3)])
+def test_discriminator_rejects_wrong_images(shape):
+    discriminator = small_discriminator(16)
+    with pytest.raises(ValueError, match=r"images must have shape \[N, 16, 16, 3\]"):
+        discriminator(np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("resolution", [0, 2, 3, 6, 48, 100, 1000])
+@pytest.mark.parametrize("network", [Generator, Discriminator, SynthesisNetwork])
+def test_resolution_must_be_power_of_two(network, resolution):
+    with pytest.raises(ValueError, match="power of two"):
+        network(resolution=resolution)
+
+
+# ------------------------------------------------------------------------------------------------
+# Config round trip
+
+
+def variable_signature(layer):
+    return [(v.path, tuple(v.shape), v.trainable) for v in layer.weights]
+
+
+def test_generator_config_round_trip():
+    generator = small_generator(
+        32, mapping_layers=3, mapping_fmaps=24, num_channels=1, fused_scale=True, truncation_psi=0.5,
+        truncation_cutoff=3, style_mixing_prob=0.25, dlatent_avg_beta=0.9, seed=7, name="g_custom")
+    config = generator.get_config()
+    rebuilt = Generator.from_config(config)
+    rebuilt.build()
+    assert variable_signature(rebuilt) == variable_signature(generator)
+    assert rebuilt.get_config() == config
+    assert (rebuilt.truncation_psi, rebuilt.truncation_cutoff, rebuilt.style_mixing_prob,
+            rebuilt.dlatent_avg_beta, rebuilt.seed) == (0.5, 3, 0.25, 0.9, 7)
+    assert all(block.fused for block in rebuilt.synthesis.blocks[1:])
+    # Through Keras serialization as well.
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(generator))
+    assert restored.built  # from its build_config
+    assert variable_signature(restored) == variable_signature(generator)
+    # Equal weights give equal output.
+    rebuilt.set_weights(generator.get_weights())
+    z = latents(2, size=LATENT)
+    np.testing.assert_array_equal(np.asarray(rebuilt(z, randomize_noise=False)),
+                                  np.asarray(generator(z, randomize_noise=False)))
+
+
+def test_discriminator_config_round_trip():
+    discriminator = small_discriminator(32, num_channels=1, mbstd_group_size=2, fused_scale=True,
+                                        fmap_max=16, name="d_custom")
+    config = discriminator.get_config()
+    rebuilt = Discriminator.from_config(config)
+    rebuilt.build()
+    assert variable_signature(rebuilt) == variable_signature(discriminator)
+    assert rebuilt.get_config() == config
+    assert all(block.fused for block in rebuilt.blocks[:-1])
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(discriminator))
+    assert restored.built  # from its build_config
+    assert variable_signature(restored) == variable_signature(discriminator)

@@ -1,0 +1,161 @@
+"""tf_stylegan.ops against hand-computed values and NumPy references (the parts the
+layer tests in test_layers.py do not already pin down)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_stylegan import ops as sg
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(7)
+
+
+def normal(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# ---------------------------------------------------------------- feature-map rule
+
+def test_fmaps_official_values():
+    assert [sg.fmaps(stage) for stage in range(1, 10)] == [512, 512, 512, 512, 256, 128, 64, 32, 16]
+    assert [sg.fmaps(s, fmap_base=256, fmap_max=32) for s in range(1, 6)] == [32, 32, 32, 16, 8]
+    assert sg.fmaps(3, fmap_base=8192, fmap_decay=0.5, fmap_max=10_000) == 2896  # int(8192 / 2**1.5)
+    assert all(isinstance(sg.fmaps(s), int) for s in range(1, 10))
+
+
+# ---------------------------------------------------------------- activations
+
+def test_activation_values():
+    x = np.array([-10.0, -1.0, 0.0, 2.5], np.float32)
+    np.testing.assert_allclose(np.asarray(sg.activation(x, "lrelu")), [-2.0, -0.2, 0.0, 2.5], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(sg.activation(x, "relu")), [0.0, 0.0, 0.0, 2.5])
+    assert sg.activation_gain("lrelu") == sg.activation_gain("relu") == pytest.approx(2 ** 0.5)
+    with pytest.raises(ValueError):
+        sg.activation(x, "tanh")
+    with pytest.raises(ValueError):
+        sg.activation_gain("linear")
+
+
+# ---------------------------------------------------------------- lerp
+
+def test_lerp_and_lerp_clip():
+    a, b = np.array([1.0, -2.0], np.float32), np.array([3.0, 6.0], np.float32)
+    np.testing.assert_allclose(np.asarray(sg.lerp(a, b, 0.25)), [1.5, 0.0])
+    np.testing.assert_allclose(np.asarray(sg.lerp(a, b, 1.5)), [4.0, 10.0])  # no clipping
+    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, 0.25)), [1.5, 0.0])
+    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, 1.5)), b)
+    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, -0.5)), a)
+    t = np.array([-1.0, 2.0], np.float32)  # per-element t, clipped element-wise
+    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, t)), [1.0, 6.0])
+
+
+# ---------------------------------------------------------------- resampling
+
+@pytest.mark.parametrize("factor", [1, 2, 3])
+def test_upsample_nearest(rng, factor):
+    x = normal(rng, 2, 3, 4, 5)
+    expected = np.repeat(np.repeat(x, factor, axis=1), factor, axis=2)
+    np.testing.assert_array_equal(np.asarray(sg.upsample_nearest(x, factor)), expected)
+
+
+def test_upsample_nearest_unknown_batch(rng):
+    x = normal(rng, 3, 2, 2, 4)
+    fn = tf.function(sg.upsample_nearest, input_signature=[tf.TensorSpec([None, 2, 2, 4])])
+    np.testing.assert_array_equal(np.asarray(fn(x)), np.repeat(np.repeat(x, 2, axis=1), 2, axis=2))
+
+
+@pytest.mark.parametrize("factor", [1, 2, 4])
+def test_downsample_box(rng, factor):
+    x = normal(rng, 2, 8, 8, 3)
+    expected = x.reshape(2, 8 // factor, factor, 8 // factor, factor, 3).mean(axis=(2, 4))
+    np.testing.assert_allclose(np.asarray(sg.downsample_box(x, factor)), expected, atol=1e-6)
+
+
+# ---------------------------------------------------------------- fused kernels
+
+def np_sum_2x2(w):
+    """Full 2-D convolution of each [3, 3] slice with a 2x2 box of ones: [4, 4, ...]."""
+    out = np.zeros((4, 4) + w.shape[2:])
+    for i in range(3):
+        for j in range(3):
+            out[i:i + 2, j:j + 2] += w[i, j]
+    return out
+
+
+def test_fused_up_kernel(rng):
+    w = normal(rng, 3, 3, 2, 5)  # [k, k, in, out]
+    kernel = np.asarray(sg.fused_up_kernel(w))
+    assert kernel.shape == (4, 4, 5, 2)  # [k, k, out, in] for conv_transpose
+    np.testing.assert_allclose(kernel, np_sum_2x2(w.transpose(0, 1, 3, 2)), atol=1e-6)
+    # Each output phase of the stride-2 transposed conv sees all 9 taps exactly once.
+    np.testing.assert_allclose(kernel.sum(axis=(0, 1)), 4 * w.sum(axis=(0, 1)).T, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_down_kernel(rng):
+    w = normal(rng, 3, 3, 4, 2)
+    kernel = np.asarray(sg.fused_down_kernel(w))
+    assert kernel.shape == (4, 4, 4, 2)
+    np.testing.assert_allclose(kernel, 0.25 * np_sum_2x2(w), atol=1e-6)
+
+
+# ---------------------------------------------------------------- blur kernel
+
+def test_blur_kernel_shape_and_normalisation():
+    kernel = sg.blur_kernel([1, 2, 1], channels=3)
+    assert kernel.shape == (3, 3, 3, 1) and kernel.dtype == np.float32
+    expected = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16.0
+    for c in range(3):
+        np.testing.assert_allclose(kernel[:, :, c, 0], expected)
+    raw = sg.blur_kernel([1, 3, 3, 1], channels=2, normalize=False)
+    assert raw.shape == (4, 4, 2, 1)
+    np.testing.assert_allclose(raw.sum(axis=(0, 1)), 64.0)
+
+
+# ---------------------------------------------------------------- normalisation
+
+def test_pixel_norm_other_axis(rng):
+    x = normal(rng, 2, 6, 3)
+    out = np.asarray(sg.pixel_norm(x, axis=1), np.float64)
+    np.testing.assert_allclose(np.mean(out ** 2, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(out * np.sqrt(np.mean(x.astype(np.float64) ** 2, axis=1, keepdims=True)), x,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_instance_norm_and_stats(rng):
+    x = normal(rng, 2, 5, 3, 4) * 4.0 - 1.0
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=(1, 2), keepdims=True)
+    var = x64.var(axis=(1, 2), keepdims=True)  # biased
+    got_mean, got_inv_std = (np.asarray(t) for t in sg.instance_norm_stats(x))
+    assert got_mean.shape == got_inv_std.shape == (2, 1, 1, 4)
+    np.testing.assert_allclose(got_mean, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_inv_std, 1.0 / np.sqrt(var + 1e-8), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(sg.instance_norm(x)), (x64 - mean) / np.sqrt(var + 1e-8),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_adaptive_instance_norm_without_scale(rng):
+    x = normal(rng, 2, 3, 3, 2)
+    np.testing.assert_array_equal(np.asarray(sg.adaptive_instance_norm(x, None, None, use_instance_norm=False)), x)
+    np.testing.assert_allclose(np.asarray(sg.adaptive_instance_norm(x, None, None)),
+                               np.asarray(sg.instance_norm(x)), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- minibatch stddev
+
+@pytest.mark.parametrize("batch", [8, 2])
+def test_minibatch_stddev_unknown_batch(rng, batch):
+    """With a dynamic batch (exported graphs), G = min(group_size, N) still holds."""
+    x = normal(rng, batch, 4, 4, 6)
+    fn = tf.function(lambda t: sg.minibatch_stddev(t, 4, 2),
+                     input_signature=[tf.TensorSpec([None, 4, 4, 6])])
+    out = np.asarray(fn(x))
+    assert out.shape == (batch, 4, 4, 8)
+    group = min(4, batch)
+    y = x.astype(np.float64).reshape(group, -1, 4, 4, 2, 3)
+    feature = np.sqrt(y.var(axis=0) + 1e-8).mean(axis=(1, 2, 4))  # [M, 2]
+    expected = np.tile(feature, [group, 1])[:, None, None, :]
+    np.testing.assert_allclose(out[..., 6:], np.broadcast_to(expected, (batch, 4, 4, 2)), rtol=1e-5)

@@ -1,0 +1,124 @@
+"""The network snapshot format: exact round trip, atomic writes, clear errors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import SMALL_WIDTHS
+from tf_stylegan import snapshot
+from tf_stylegan.discriminator import Discriminator
+from tf_stylegan.generator import Generator
+from tf_stylegan.snapshot import SnapshotError, load_networks, save_networks
+
+TINY = dict(resolution=8, latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2, **SMALL_WIDTHS)
+
+
+def _networks(seed=1):
+    G = Generator(seed=seed, **TINY)
+    Gs = Generator(seed=seed + 1, **TINY)
+    D = Discriminator(resolution=8, **SMALL_WIDTHS)
+    for net in (G, D, Gs):
+        net.build()
+    # Make every variable distinctive (noise strengths start at 0 and would hide the noise path).
+    rng = np.random.default_rng(seed)
+    for net in (G, D, Gs):
+        for variable in net.trainable_weights:
+            variable.assign(rng.normal(size=variable.shape).astype(np.float32))
+    G.w_avg.assign(rng.normal(size=G.w_avg.shape).astype(np.float32))
+    return G, D, Gs
+
+
+def test_round_trip_restores_every_variable_and_rng_state(tmp_path):
+    G, D, Gs = _networks()
+    z = np.random.default_rng(0).normal(size=(4, 16)).astype(np.float32)
+    G(z)  # advance the noise generators: their state must be saved too
+    path = save_networks(tmp_path / "net", G, D, Gs, metadata={"note": "test"})
+    loaded = load_networks(path)
+
+    for original, restored in zip((G, D, Gs), loaded):
+        assert type(restored) is type(original)
+        assert len(restored.variables) == len(original.variables)
+        for a, b in zip(original.variables, restored.variables):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    # Fresh noise continues identically: the RNG state travelled with the weights.
+    np.testing.assert_array_equal(G(z).numpy(), loaded.G(z).numpy())
+    images = Gs(z, randomize_noise=False).numpy()
+    np.testing.assert_array_equal(images, loaded.Gs(z, randomize_noise=False).numpy())
+    np.testing.assert_array_equal(D(images).numpy(), loaded.D(images).numpy())
+    config = json.loads((tmp_path / "net" / snapshot.CONFIG_FILE).read_text())
+    assert config["metadata"] == {"note": "test"} and config["version"] == snapshot.VERSION
+
+
+def test_partial_snapshot_holds_only_given_networks(tmp_path):
+    _, _, Gs = _networks()
+    loaded = load_networks(save_networks(tmp_path / "gs_only", Gs=Gs))
+    assert loaded.G is None and loaded.D is None and loaded.Gs is not None
+
+
+def test_refuses_to_overwrite_unless_asked(tmp_path):
+    G, D, Gs = _networks(seed=1)
+    save_networks(tmp_path / "net", G, D, Gs)
+    with pytest.raises(FileExistsError, match="exists"):
+        save_networks(tmp_path / "net", G, D, Gs)
+    G2, D2, Gs2 = _networks(seed=5)
+    save_networks(tmp_path / "net", G2, D2, Gs2, overwrite=True)
+    loaded = load_networks(tmp_path / "net")
+    np.testing.assert_array_equal(loaded.G.w_avg.numpy(), G2.w_avg.numpy())
+
+
+def test_failed_write_leaves_previous_snapshot_intact(tmp_path, monkeypatch):
+    G, D, Gs = _networks(seed=1)
+    save_networks(tmp_path / "net", G, D, Gs)
+    before = sorted(os.listdir(tmp_path / "net"))
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.train.Checkpoint, "write", crash)
+    G2, D2, Gs2 = _networks(seed=5)
+    with pytest.raises(OSError, match="disk full"):
+        save_networks(tmp_path / "net", G2, D2, Gs2, overwrite=True)
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["net"]  # no staging folder left behind
+    assert sorted(os.listdir(tmp_path / "net")) == before
+    np.testing.assert_array_equal(load_networks(tmp_path / "net").G.w_avg.numpy(), G.w_avg.numpy())
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("no_config", "no networks.json"),
+    ("corrupt_config", "corrupt"),
+    ("other_format", "not a tf_stylegan network snapshot"),
+    ("future_version", "upgrade tf_stylegan"),
+    ("no_weights", "weights checkpoint"),
+])
+def test_damaged_snapshots_give_clear_errors(tmp_path, damage, message):
+    G, D, Gs = _networks()
+    path = tmp_path / "net"
+    save_networks(path, G, D, Gs)
+    config_file = path / snapshot.CONFIG_FILE
+    config = json.loads(config_file.read_text())
+    if damage == "no_config":
+        config_file.unlink()
+    elif damage == "corrupt_config":
+        config_file.write_text("{not json")
+    elif damage == "other_format":
+        config_file.write_text(json.dumps({**config, "format": "something.else"}))
+    elif damage == "future_version":
+        config_file.write_text(json.dumps({**config, "version": snapshot.VERSION + 1}))
+    elif damage == "no_weights":
+        (path / "weights.index").unlink()
+    with pytest.raises(SnapshotError, match=message):
+        load_networks(path)
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
+    G, D, Gs = _networks()
+    save_networks(tmp_path / "a", G, D, Gs)
+    wider = Generator(seed=1, **{**TINY, "latent_size": 32, "mapping_fmaps": 32})
+    wider.build()
+    save_networks(tmp_path / "b", Gs=wider)
+    with pytest.raises((SnapshotError, ValueError)):
+        load_networks(tmp_path / "b", weights_prefix=str(tmp_path / "a" / "weights"))

@@ -1,0 +1,105 @@
+"""``tf-stylegan bench``: generator inference speed against this machine's conv roofline.
+
+Figures, not a test: images/s of the generator (eager call and ``tf.function``), the
+GFLOP/s achieved (conv and dense multiply-accumulates x 2, counted from the network's own
+layers), peak memory, and, in the same run, the GFLOP/s of plain 3x3 convolutions as the
+roofline the generator is compared with.
+"""
+
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from tf_stylegan.generator import Generator
+
+# (channels, size): the plain 3x3 convs, batch 4, whose higher GFLOP/s is the roofline.
+ROOFLINE_CONVS = ((512, 32), (128, 128))
+
+
+@dataclass
+class Measurement:
+    name: str
+    seconds: float  # median seconds per call
+    gflop: float  # GFLOP per call
+
+    @property
+    def gflops(self):
+        return self.gflop / self.seconds
+
+
+def peak_rss_mib():
+    """Peak resident memory of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_call(fn, repeats, warmup=2):
+    """Median wall time of ``fn()`` (outputs fetched), after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        np.asarray(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.asarray(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def roofline(batch=4, repeats=10):
+    """GFLOP/s of the plain convs in :data:`ROOFLINE_CONVS` (a list of Measurement)."""
+    results = []
+    for channels, size in ROOFLINE_CONVS:
+        x = tf.random.normal([batch, size, size, channels])
+        kernel = tf.random.normal([3, 3, channels, channels])
+        conv = tf.function(lambda: tf.nn.conv2d(x, kernel, 1, "SAME"))
+        seconds = time_call(conv, repeats)
+        gflop = 2 * batch * size * size * 9 * channels * channels / 1e9
+        results.append(Measurement(f"conv3x3 {channels}->{channels} @{size}x{size}, batch {batch}", seconds, gflop))
+    return results
+
+
+def generator_inference(resolution, batch=4, repeats=5, truncation_psi=0.7, **generator_kwargs):
+    """(Measurement eager, Measurement tf.function, peak RSS MiB) of generator inference."""
+    generator = Generator(resolution=resolution, **generator_kwargs)
+    generator.build()
+    z = tf.random.normal([batch, generator.latent_size])
+    gflop = 2 * batch * generator.macs_per_sample() / 1e9
+
+    def eager():
+        return generator(z, truncation_psi=truncation_psi)
+
+    compiled = tf.function(eager)
+    measurements = [
+        Measurement("eager", time_call(eager, repeats), gflop),
+        Measurement("tf.function", time_call(compiled, repeats), gflop),
+    ]
+    return measurements, peak_rss_mib()
+
+
+def run(resolutions=(256, 1024), batch=4, repeats=5, truncation_psi=0.7, print_fn=print, **generator_kwargs):
+    """Runs the benchmark, prints the table and returns its rows as dicts."""
+    print_fn(f"tf-stylegan bench: generator inference, batch {batch}, truncation psi {truncation_psi}, "
+             f"fresh noise; TensorFlow {tf.__version__}")
+    convs = roofline(batch)
+    best = max(conv.gflops for conv in convs)
+    for conv in convs:
+        print_fn(f"  roofline  {conv.name:38s} {conv.gflops:7.1f} GFLOP/s")
+    print_fn(f"  roofline = {best:.1f} GFLOP/s (the higher)")
+    header = (f"{'resolution':>10} {'call':>12} {'images/s':>9} {'ms/batch':>9} {'GFLOP/img':>10} "
+              f"{'GFLOP/s':>8} {'% roofline':>10} {'peak RSS MiB':>13}")
+    print_fn(header)
+    rows = []
+    for resolution in resolutions:
+        measurements, peak = generator_inference(resolution, batch, repeats, truncation_psi, **generator_kwargs)
+        for m in measurements:
+            row = dict(resolution=resolution, call=m.name, images_per_s=batch / m.seconds,
+                       ms_per_batch=1000 * m.seconds, gflop_per_image=m.gflop / batch, gflops=m.gflops,
+                       roofline_fraction=m.gflops / best, peak_rss_mib=peak, roofline_gflops=best)
+            rows.append(row)
+            print_fn(f"{resolution:>10} {m.name:>12} {row['images_per_s']:9.2f} {row['ms_per_batch']:9.0f} "
+                     f"{row['gflop_per_image']:10.1f} {m.gflops:8.1f} {100 * row['roofline_fraction']:9.1f}% "
+                     f"{peak:13.0f}")
+    return rows

@@ -1,0 +1,139 @@
+"""The project's saved format for networks: a folder that training resumes from and export reads.
+
+```
+OUT/
+  networks.json                     format, version, each network's Keras config, metadata
+  weights.index, weights.data-*     a tf.train.Checkpoint of every variable (RNG states too)
+```
+
+Each network's variables are checkpointed under their Keras path relative to the network
+(``synthesis/block8/conv1/weight``), which does not depend on instance names. A snapshot is
+written into a temporary folder beside ``OUT`` and renamed into place, so a crash never
+leaves a half-written snapshot under the final name.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from collections import namedtuple
+
+import keras
+import tensorflow as tf
+
+from tf_stylegan import discriminator, generator  # noqa: F401  (registers the classes)
+
+FORMAT = "tf_stylegan.networks"
+VERSION = 1
+CONFIG_FILE = "networks.json"
+WEIGHTS_PREFIX = "weights"
+NETWORK_NAMES = ("G", "D", "Gs")
+
+Networks = namedtuple("Networks", NETWORK_NAMES)
+
+
+class SnapshotError(ValueError):
+    """A folder that is not a readable tf_stylegan network snapshot."""
+
+
+def variable_tree(network):
+    """{path relative to the network: variable} for every variable of a built network."""
+    tree = {}
+    for variable in network.variables:
+        key = variable.path.split("/", 1)[1]
+        if key in tree:
+            raise ValueError(f"two variables of {network.name} share the path {key!r}")
+        tree[key] = variable
+    return tree
+
+
+def checkpoint_of(networks):
+    """A ``tf.train.Checkpoint`` over the variables of ``{name: network}`` (None entries skipped)."""
+    return tf.train.Checkpoint(**{name: variable_tree(net) for name, net in networks.items() if net is not None})
+
+
+def save_networks(path, G=None, D=None, Gs=None, metadata=None, overwrite=False):
+    """Writes the given built networks to the folder ``path`` atomically; returns ``path``."""
+    networks = {name: net for name, net in zip(NETWORK_NAMES, (G, D, Gs)) if net is not None}
+    if not networks:
+        raise ValueError("save_networks needs at least one network")
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--force) to replace it")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+    try:
+        config = {
+            "format": FORMAT, "version": VERSION, "metadata": metadata or {},
+            "networks": {name: keras.saving.serialize_keras_object(net) for name, net in networks.items()},
+        }
+        with open(os.path.join(staging, CONFIG_FILE), "w") as file:
+            json.dump(config, file, indent=1)
+        checkpoint_of(networks).write(os.path.join(staging, WEIGHTS_PREFIX))
+        _replace_folder(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def _replace_folder(staging, path):
+    """Renames ``staging`` to ``path``, replacing an existing folder only once the new one is complete."""
+    if not os.path.exists(path):
+        os.rename(staging, path)
+        return
+    retired = f"{staging}.old"
+    os.rename(path, retired)
+    os.rename(staging, path)
+    shutil.rmtree(retired)
+
+
+def read_snapshot_config(path):
+    """The parsed ``networks.json`` of a snapshot folder, validated."""
+    config_path = os.path.join(path, CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        raise SnapshotError(f"{path} is not a tf_stylegan network snapshot: no {CONFIG_FILE}")
+    try:
+        with open(config_path) as file:
+            config = json.load(file)
+    except json.JSONDecodeError as error:
+        raise SnapshotError(f"{config_path} is corrupt: {error}") from None
+    if config.get("format") != FORMAT:
+        raise SnapshotError(f"{config_path} is not a tf_stylegan network snapshot (format {config.get('format')!r})")
+    if config.get("version", 0) > VERSION:
+        raise SnapshotError(f"{config_path} has format version {config['version']}; this tf_stylegan reads "
+                            f"up to {VERSION}: upgrade tf_stylegan")
+    return config
+
+
+def build_networks(config):
+    """Built, freshly initialised networks from a snapshot's ``networks.json`` content."""
+    built = {}
+    for name in NETWORK_NAMES:
+        if name in config["networks"]:
+            network = keras.saving.deserialize_keras_object(config["networks"][name])
+            if not network.built:  # Keras builds it from the saved build config when it has one
+                network.build()
+            built[name] = network
+    return built
+
+
+def load_networks(path, weights_prefix=None):
+    """Reads a snapshot folder: ``Networks(G, D, Gs)`` with None for networks it does not hold.
+
+    ``weights_prefix`` reads the variables from another checkpoint of the same networks
+    (a training checkpoint) instead of the snapshot's own.
+    """
+    config = read_snapshot_config(path)
+    built = build_networks(config)
+    prefix = weights_prefix or os.path.join(path, WEIGHTS_PREFIX)
+    if not tf.io.gfile.exists(prefix + ".index"):
+        raise SnapshotError(f"{path}: the weights checkpoint {prefix}.index is missing")
+    status = checkpoint_of(built).read(prefix)
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as error:
+        raise SnapshotError(f"{prefix} does not hold every variable of the networks in {path}: {error}") from None
+    status.expect_partial()  # a training checkpoint also holds optimizer state
+    return Networks(*(built.get(name) for name in NETWORK_NAMES))
