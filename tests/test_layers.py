@@ -107,6 +107,10 @@ def assign(variable, value):
     return np.asarray(value, np.float64)
 
 
+def mean_abs_diff(a, b):
+    return float(np.mean(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
 def close(actual, expected, tol=1e-5):
     np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=tol, atol=tol)
 
@@ -184,6 +188,14 @@ def test_equalized_conv_contract(resample, fused):
     size = {None: 6, "up": 12, "down": 3}[resample]
     assert out.shape == (2, size, size, 3)
     assert layer.weight.shape == (3, 3, 4, 3)  # stored [k, k, in, out] in every form
+
+
+def test_equalized_conv_contract_other_options():
+    layer, _, out = check_layer(
+        lambda: EqualizedConv2D(2, kernel_size=1, use_wscale=False, use_bias=False, activation="relu"),
+        [(2, 3, 3, 4)], weight_names=["weight"],
+    )
+    assert layer.weight.shape == (1, 1, 4, 2) and out.min() >= 0
 
 
 @pytest.mark.parametrize("resample, fused", CONV_MODES)
@@ -316,12 +328,9 @@ def test_blur_unnormalized_wider_taps(rng):
     close(out, np_correlate_same(x, official_blur_kernel([1, 3, 3, 1], False)), tol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "tf_stylegan.ops.blur_kernel flips the filter, but the official forward blur2d calls "
-    "_blur2d(x, f, normalize) with flip=False, i.e. depthwise_conv2d = correlation with the "
-    "unflipped filter (only the gradient flips). Invisible for symmetric taps like [1,2,1]."))
 @pytest.mark.parametrize("taps", [(1, 3), (1, 2, 4)])
 def test_blur_asymmetric_taps_follow_official(rng, taps):
+    """The official forward blur correlates with the unflipped filter (only its gradient flips)."""
     x = normal(rng, 1, 6, 6, 2)
     close(Blur(taps)(x), np_correlate_same(x, official_blur_kernel(taps)))
 
@@ -367,10 +376,11 @@ def test_noise_injection_fresh_noise(rng, graph):
     noise2 = (np.asarray(call(x), np.float64) - x) / strength
     # One map per sample, shared over channels.
     np.testing.assert_allclose(noise1, np.repeat(noise1[..., :1], 3, axis=-1), atol=1e-5)
-    assert not np.allclose(noise1[0], noise1[1])
-    assert not np.allclose(noise1, noise2)  # fresh on every call
+    # Independent N(0, 1) maps differ by E|a - b| = 2/sqrt(pi) ~ 1.13 (float32 rounding: ~1e-6).
+    assert mean_abs_diff(noise1[0], noise1[1]) > 0.5  # per sample
+    assert mean_abs_diff(noise1, noise2) > 0.5  # fresh on every call
+    assert mean_abs_diff(noise1[..., 0], np.asarray(layer.noise_map)[..., 0]) > 0.5  # not the stored map
     assert abs(noise1[..., 0].std() - 1.0) < 0.1 and abs(noise1[..., 0].mean()) < 0.1
-    assert not np.allclose(noise1[..., 0], np.asarray(layer.noise_map)[..., 0])
 
 
 def test_noise_injection_seed_reproducible(rng):
@@ -381,7 +391,7 @@ def test_noise_injection_seed_reproducible(rng):
         layer.strength.assign([1.0, 1.0])
     out_a, out_b, out_c = (np.asarray(layer(x)) for layer in (a, b, c))
     np.testing.assert_array_equal(out_a, out_b)
-    assert not np.allclose(out_a, out_c)
+    assert mean_abs_diff(out_a, out_c) > 0.5
 
 
 # ---------------------------------------------------------------- AdaIN
@@ -477,7 +487,7 @@ def test_layer_epilogue_fresh_noise_changes_output(rng):
     layer.build(x.shape, w.shape)
     layer.noise.strength.assign([1.0, 1.0, 1.0])
     a, b = np.asarray(layer(x, w)), np.asarray(layer(x, w))
-    assert not np.allclose(a, b)
+    assert mean_abs_diff(a, b) > 0.1
     np.testing.assert_array_equal(np.asarray(layer(x, w, randomize_noise=False)),
                                   np.asarray(layer(x, w, randomize_noise=False)))
 

@@ -43,13 +43,15 @@ def test_activation_values():
 
 def test_lerp_and_lerp_clip():
     a, b = np.array([1.0, -2.0], np.float32), np.array([3.0, 6.0], np.float32)
+    t = np.float32  # t is a tensor in the package (lod - level); keras' clip rejects a bare Python float
     np.testing.assert_allclose(np.asarray(sg.lerp(a, b, 0.25)), [1.5, 0.0])
     np.testing.assert_allclose(np.asarray(sg.lerp(a, b, 1.5)), [4.0, 10.0])  # no clipping
-    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, 0.25)), [1.5, 0.0])
-    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, 1.5)), b)
-    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, -0.5)), a)
-    t = np.array([-1.0, 2.0], np.float32)  # per-element t, clipped element-wise
-    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, t)), [1.0, 6.0])
+    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, t(0.25))), [1.5, 0.0])
+    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, t(1.5))), b)
+    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, t(-0.5))), a)
+    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, tf.constant(3.0))), b)
+    per_element = np.array([-1.0, 2.0], np.float32)  # clipped element-wise
+    np.testing.assert_allclose(np.asarray(sg.lerp_clip(a, b, per_element)), [1.0, 6.0])
 
 
 # ---------------------------------------------------------------- resampling

@@ -80,9 +80,10 @@ class EqualizedConv2D(keras.layers.Layer):
     """Square conv with equalized learning rate, optionally fused with 2x resampling.
 
     ``resample=None``: stride-1 SAME conv. ``'up'``: nearest x2 upsampling then the conv;
-    with ``fused=True`` the same thing as one stride-2 transposed conv. ``'down'``: the
-    conv then a 2x2 box average; fused, one stride-2 conv. The stored kernel is
-    [k, k, in, out] in every form. Bias and activation, if any, come after resampling.
+    with ``fused=True`` the official stride-2 transposed conv, which equals nearest x2 then
+    the conv with the kernel rotated 180 degrees. ``'down'``: the conv then a 2x2 box
+    average; fused, the equal stride-2 conv. The stored kernel is [k, k, in, out] in every
+    form, as official. Bias and activation, if any, come after resampling.
     """
 
     def __init__(
@@ -267,7 +268,7 @@ class NoiseInjection(keras.layers.Layer):
         return ops.cast(self.noise_map, x.dtype)
 
     def call(self, x, randomize_noise=True):
-        return x + self.noise(x, randomize_noise) * self.strength
+        return x + sg_ops.scaled_noise(self.noise(x, randomize_noise), ops.cast(self.strength, x.dtype))
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -46,6 +46,15 @@ def instance_norm_stats(x, epsilon=NORM_EPSILON):
     return mean, ops.rsqrt(variance + epsilon)
 
 
+def scaled_noise(noise, strength):
+    """``noise * strength``: [N, H, W, 1] noise times per-channel strength [C] -> [N, H, W, C].
+
+    Computed as a 1x1 conv from the single noise channel (the same one product per element):
+    oneDNN fuses it with the adds that follow, where a broadcast multiply is a slow extra pass.
+    """
+    return ops.conv(noise, ops.reshape(strength, [1, 1, 1, -1]), strides=1, padding="same")
+
+
 def modulated_epilogue(x, noise, strength, bias, scale, shift, nonlinearity, use_pixel_norm,
                        use_instance_norm, epsilon):
     """The synthesis layer epilogue after the conv.
@@ -55,7 +64,7 @@ def modulated_epilogue(x, noise, strength, bias, scale, shift, nonlinearity, use
     or None). Normalisation and modulation are applied as a single scale and shift.
     """
     if noise is not None:
-        x = x + noise * strength
+        x = x + scaled_noise(noise, strength)
     x = activation(x + bias, nonlinearity)
     if use_pixel_norm:
         x = pixel_norm(x, epsilon=epsilon)
@@ -83,14 +92,13 @@ def instance_norm(x, epsilon=NORM_EPSILON):
 def blur_kernel(taps, channels, normalize=True):
     """The official blur as a depthwise kernel [k, k, channels, 1] (NumPy float32).
 
-    ``outer(taps, taps)``, normalised to sum 1 and flipped: the official code convolves,
-    :func:`blur` correlates.
+    ``outer(taps, taps)``, normalised to sum 1. Applied as a correlation, unflipped, as the
+    official forward pass does (only its gradient flips the filter).
     """
     taps = np.asarray(taps, dtype=np.float32)
     kernel = np.outer(taps, taps)
     if normalize:
         kernel /= kernel.sum()
-    kernel = kernel[::-1, ::-1]
     return np.tile(kernel[:, :, None, None], [1, 1, channels, 1]).astype(np.float32)
 
 
@@ -117,10 +125,11 @@ def downsample_box(x, factor=2):
 
 
 def fused_up_kernel(weight):
-    """4x4 transposed-conv kernel equal to nearest x2 upsampling followed by ``weight``.
+    """4x4 kernel of the official fused up-conv, for ``conv_transpose`` (stride 2, SAME).
 
-    ``weight`` is the runtime-scaled [3, 3, in, out] kernel; the result is
-    [4, 4, out, in] for ``conv_transpose`` with stride 2 and SAME padding.
+    ``weight`` is the runtime-scaled [3, 3, in, out] kernel; the result is [4, 4, out, in].
+    The transposed conv equals nearest x2 upsampling followed by the 3x3 conv with ``weight``
+    rotated 180 degrees: the official fused and non-fused forms differ by that rotation.
     """
     w = ops.transpose(weight, [0, 1, 3, 2])  # [3, 3, out, in]
     w = ops.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])  # [5, 5, out, in]
@@ -162,4 +171,4 @@ def lerp(a, b, t):
 
 def lerp_clip(a, b, t):
     """:func:`lerp` with ``t`` clipped to [0, 1] (the official progressive-growing blend)."""
-    return a + (b - a) * ops.clip(t, 0.0, 1.0)
+    return a + (b - a) * ops.clip(ops.convert_to_tensor(t), 0.0, 1.0)
