@@ -187,9 +187,12 @@ def test_truncation_tensor_psi_in_tf_function(generator64):
     for psi, cutoff in [(0.5, 3), (1.0, 8), (0.8, 10), (0.2, 0)]:
         dlatents = run(tf.constant(z), tf.constant(psi, tf.float32), tf.constant(cutoff, tf.int32))
         np.testing.assert_allclose(np.asarray(dlatents), truncated(w, w_avg, psi, cutoff), rtol=0, atol=1e-6)
-    # Python cutoff, tensor psi.
-    dlatents = tf.function(lambda z, psi: generator64(z, truncation_psi=psi, truncation_cutoff=4,
-                                                      return_dlatents=True)[1])(z, tf.constant(0.6))
+
+    @tf.function
+    def run_python_cutoff(z, psi):
+        return generator64(z, truncation_psi=psi, truncation_cutoff=4, return_dlatents=True)[1]
+
+    dlatents = run_python_cutoff(tf.constant(z), tf.constant(0.6))
     np.testing.assert_allclose(np.asarray(dlatents), truncated(w, w_avg, 0.6, 4), rtol=0, atol=1e-6)
 
 
@@ -387,6 +390,35 @@ def test_discriminator_lod1_ignores_finest_details():
 def test_generator_rejects_wrong_latent_width(generator16):
     with pytest.raises(ValueError, match=rf"z must have shape \[N, {LATENT}\]"):
         generator16(latents(2, size=LATENT + 1))
+
+
+def test_generator_rejects_unbatched_latent(generator16):
+    with pytest.raises(ValueError, match=rf"z must have shape \[N, {LATENT}\]"):
+        generator16(latents(1)[0])
+
+
+@pytest.mark.parametrize("network", [Generator, Discriminator])
+def test_widths_that_leave_no_feature_maps_are_refused(network):
+    with pytest.raises(ValueError, match="no feature maps at stage 9"):
+        network(resolution=1024, fmap_base=256, fmap_max=32)
+
+
+def test_discriminator_batch_must_fill_the_stddev_groups():
+    discriminator = small_discriminator(16)
+    with pytest.raises(ValueError, match="batch 6 is not a multiple of the group size 4"):
+        discriminator(np.zeros((6, 16, 16, 3), np.float32))
+    assert discriminator(np.zeros((3, 16, 16, 3), np.float32)).shape == (3, 1)  # one group of 3
+
+
+@pytest.mark.parametrize("key", ["truncation_psi", "truncation_cutoff"])
+def test_none_in_truncation_settings_means_off_as_official(key):
+    generator = Generator(resolution=8, latent_size=LATENT, dlatent_size=LATENT, mapping_fmaps=LATENT,
+                          **SMALL_WIDTHS, **{key: None})
+    generator.build()
+    generator.w_avg.assign(np.ones(LATENT, np.float32))
+    z = latents(2)
+    _, dlatents = generator(z, return_dlatents=True)
+    np.testing.assert_array_equal(np.asarray(dlatents), np.asarray(generator.mapping(z)))
 
 
 @pytest.mark.parametrize("shape", [(2, 5, LATENT), (2, 7, LATENT), (2, 6, LATENT + 1), (2, LATENT)])

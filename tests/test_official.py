@@ -3,6 +3,7 @@
 import functools
 import os
 import pickle
+import re
 import shlex
 import sys
 import types
@@ -134,7 +135,8 @@ def test_truncation_defaults_match_official(official_config):
     np.testing.assert_allclose(nchw(images), ref["images_psi07_cut8"], rtol=0, atol=IMAGE_ATOL)
 
 
-def test_lod_restored_after_parity_checks(official_config):
+def test_imported_lod_is_zero(official_config):
+    """Every lod in the reference pickles is 0 (and the lod parity checks restore it)."""
     path, _ = official_config
     for network in networks(path):
         assert float(network.lod) == 0.0
@@ -155,10 +157,11 @@ def test_importer_reads_static_kwargs(suffix, latent, mapping_layers, fused):
         assert generator.latent_size == generator.dlatent_size == latent
         assert generator.mapping.mapping_layers == len(generator.mapping.dense_layers) == mapping_layers
         assert [int(layer.weight.shape[0]) for layer in generator.mapping.dense_layers] == [latent] * mapping_layers
-        assert [block.filters for block in generator.synthesis.blocks] == [32, 32, 16]
+        assert (generator.synthesis.fmap_base, generator.synthesis.fmap_max) == (256, 32)  # not 8192, 512
+        assert [block.filters for block in generator.synthesis.blocks] == [32, 32, 32]
         assert [block.fused for block in generator.synthesis.blocks[1:]] == [fused, fused]
         assert (generator.truncation_psi, generator.truncation_cutoff) == (0.7, 8)  # official defaults
-    assert D.resolution == 16
+    assert D.resolution == 16 and (D.fmap_base, D.fmap_max) == (256, 32)
     assert [block.fused for block in D.blocks[:-1]] == [fused, fused]
     assert D.blocks[-1].mbstd_group_size == 4
 
@@ -299,20 +302,22 @@ class _Payload:
 
 
 @pytest.mark.parametrize("where", ["top_level", "inside_network_state"])
-def test_malicious_pickle_is_refused_without_running(tmp_path, dnnlib_network, reference_states, where):
+def test_malicious_pickle_is_refused_without_running(tmp_path, dnnlib_network, request, where):
     marker = tmp_path / "pwned"
     payload = _Payload(f"touch {shlex.quote(str(marker))}")
     if where == "top_level":
         data = pickle.dumps(payload)
     else:
+        reference_states = request.getfixturevalue("reference_states")
         G, D, Gs = (to_network(dnnlib_network, state) for state in reference_states)
         G.state["variables"].append(("evil", payload))
         data = pickle.dumps((G, D, Gs), protocol=5)
     path = tmp_path / "malicious.pkl"
     path.write_bytes(data)
-    with pytest.raises(OfficialPickleError, match=r"refusing to load \w+\.system"):
+    with pytest.raises(OfficialPickleError) as error:
         load_official_pickle(path)
-    assert not marker.exists()
+    assert not marker.exists(), "the payload ran"
+    assert re.search(r"refusing to load \w+\.system", str(error.value)), str(error.value)
     # The payload is live: an ordinary unpickler would have run it.
     pickle.loads(data)
     assert marker.exists()

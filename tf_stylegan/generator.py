@@ -54,16 +54,17 @@ class Generator(keras.layers.Layer):
         blur_filter=(1, 2, 1),
         use_wscale=True,
         # Generator.
-        truncation_psi=0.7,  # default psi of inference calls (1 disables)
-        truncation_cutoff=8,  # truncate dlatent layers i < cutoff (8 = 4x4 to 32x32)
+        truncation_psi=0.7,  # default psi of inference calls (1 or None disables, as official)
+        truncation_cutoff=8,  # truncate dlatent layers i < cutoff (8 = 4x4 to 32x32; None disables)
         dlatent_avg_beta=0.995,  # decay of the w_avg running mean
         style_mixing_prob=0.9,  # probability of mixing two latents in a training call
         seed=None,  # seed of noise and style-mixing randomness (None: random)
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.truncation_psi = float(truncation_psi)
-        self.truncation_cutoff = int(truncation_cutoff)
+        off = truncation_psi is None or truncation_cutoff is None
+        self.truncation_psi = 1.0 if off else float(truncation_psi)
+        self.truncation_cutoff = 0 if off else int(truncation_cutoff)
         self.dlatent_avg_beta = float(dlatent_avg_beta)
         self.style_mixing_prob = float(style_mixing_prob)
         self.seed = seed

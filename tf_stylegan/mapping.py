@@ -54,7 +54,7 @@ class MappingNetwork(keras.layers.Layer):
             features = layer.units
 
     def call(self, z):
-        if z.shape[-1] != self.latent_size:
+        if len(z.shape) != 2 or z.shape[-1] != self.latent_size:
             raise ValueError(f"z must have shape [N, {self.latent_size}], got {tuple(z.shape)}")
         x = z
         if self.normalize_latents:

@@ -13,7 +13,11 @@ NORM_EPSILON = 1e-8
 
 def fmaps(stage, fmap_base=8192, fmap_decay=1.0, fmap_max=512):
     """Feature maps at a stage: ``min(fmap_base / 2**(stage * fmap_decay), fmap_max)``."""
-    return min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
+    count = min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
+    if count < 1:
+        raise ValueError(f"fmap_base={fmap_base} (decay {fmap_decay}) leaves no feature maps at stage {stage}: "
+                         f"raise fmap_base to at least 2**{stage} or lower the resolution")
+    return count
 
 
 def activation(x, nonlinearity="lrelu"):
@@ -153,6 +157,9 @@ def minibatch_stddev(x, group_size=4, num_features=1, epsilon=NORM_EPSILON):
     """
     batch = ops.shape(x)[0]
     _, height, width, channels = x.shape
+    if isinstance(batch, int) and batch > 0 and batch % min(group_size, batch):
+        raise ValueError(f"minibatch stddev: batch {batch} is not a multiple of the group size "
+                         f"{min(group_size, batch)}; use a batch divisible by mbstd_group_size")
     group = group_size if batch is None else ops.minimum(group_size, batch)
     # [G, M, H, W, F, C/F]: sample n = g * M + m.
     y = ops.reshape(x, [group, -1, height, width, num_features, channels // num_features])
