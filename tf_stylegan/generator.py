@@ -1,6 +1,5 @@
 """The style-based generator: mapping + synthesis, ``w_avg``, truncation and style mixing."""
 
-import numpy as np
 import keras
 from keras import ops
 
@@ -185,7 +184,3 @@ class Generator(keras.layers.Layer):
                       seed=self.seed)
         return config
 
-
-def random_latents(seeds, latent_size):
-    """One N(0, 1) latent per integer seed, as the official scripts draw them ([len(seeds), latent_size])."""
-    return np.stack([np.random.RandomState(seed).randn(latent_size) for seed in seeds]).astype(np.float32)
