@@ -427,11 +427,62 @@ def test_synthesis_rejects_wrong_dlatents(generator16, shape):
         generator16.synthesis(np.zeros(shape, np.float32))
 
 
-@pytest.mark.parametrize("shape", [(4, 8, 8, 3), (4, 3, 16, 16), (4, 16, 16, 1), (4, 32, 32, 3)])
+@pytest.mark.parametrize("shape", [(4, 12, 12, 3), (4, 3, 16, 16), (4, 16, 16, 1), (4, 32, 32, 3),
+                                   (4, 16, 8, 3), (4, 2, 2, 3)])
 def test_discriminator_rejects_wrong_images(shape):
     discriminator = small_discriminator(16)
-    with pytest.raises(ValueError, match=r"images must have shape \[N, 16, 16, 3\]"):
+    with pytest.raises(ValueError, match=r"images must have shape \[N, r, r, 3\] \(NHWC\) with r a power of two "
+                                         r"from 4 to 16"):
         discriminator(np.zeros(shape, np.float32))
+
+
+# ------------------------------------------------------------------------------------------------
+# Training at a lower resolution: only the blocks up to it run
+
+
+def _box_down(images, factor):
+    n, h, w, c = images.shape
+    return images.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+
+
+@pytest.mark.parametrize("lod", [1.0, 1.5, 2.0])
+def test_generator_at_lower_resolution_equals_the_full_output_downsampled(lod):
+    generator = perturb(small_generator(16))
+    generator.lod.assign(lod)
+    z = latents(2)
+    full = np.asarray(generator(z, truncation_psi=1.0, randomize_noise=False))
+    size = 16 // 2 ** int(lod)
+    low = np.asarray(generator(z, truncation_psi=1.0, randomize_noise=False, resolution=size))
+    assert low.shape == (2, size, size, 3)
+    np.testing.assert_allclose(low, _box_down(full, 16 // size), atol=1e-5)
+
+
+@pytest.mark.parametrize("lod", [1.0, 1.5, 2.0])
+def test_discriminator_at_lower_resolution_equals_the_full_network_on_upsampled_images(lod):
+    discriminator = perturb(small_discriminator(16))
+    discriminator.lod.assign(lod)
+    size = 16 // 2 ** int(lod)
+    images = np.random.default_rng(3).normal(size=(4, size, size, 3)).astype(np.float32)
+    upsampled = images.repeat(16 // size, axis=1).repeat(16 // size, axis=2)
+    np.testing.assert_allclose(np.asarray(discriminator(images)), np.asarray(discriminator(upsampled)), atol=1e-5)
+
+
+def test_explicit_noise_and_mixing_inputs(generator16):
+    z, z2 = latents(2, seed=1), latents(2, seed=2)
+    synthesis = generator16.synthesis
+    stored = [np.tile(np.asarray(e.noise.noise_map), [2, 1, 1, 1])
+              for block in synthesis.blocks for e in (block.epilogue0, block.epilogue1)]
+    assert [m.shape[1] for m in stored] == synthesis.noise_sizes()
+    w_avg = np.asarray(generator16.w_avg).copy()
+    mixed, dlatents = generator16(z, training=True, noise=stored, mixing_latents=z2, mixing_cutoff=2,
+                                  return_dlatents=True)
+    generator16.w_avg.assign(w_avg)
+    expected = generator16.mix(generator16.mapping(z), generator16.mapping(z2), 2)
+    np.testing.assert_allclose(np.asarray(dlatents), np.asarray(expected), atol=1e-6)
+    reference = synthesis(expected, randomize_noise=False)
+    np.testing.assert_allclose(np.asarray(mixed), np.asarray(reference), atol=1e-5)
+    with pytest.raises(ValueError, match="noise must hold 6 maps"):
+        synthesis(expected, noise=stored[:4])
 
 
 @pytest.mark.parametrize("resolution", [0, 2, 3, 6, 48, 100, 1000])

@@ -150,14 +150,19 @@ class Discriminator(keras.layers.Layer):
         self.lod = self.add_weight(name="lod", shape=(), initializer="zeros", trainable=False)
 
     def call(self, images):
-        expected = (self.resolution, self.resolution, self.num_channels)
-        if tuple(images.shape[1:]) != expected:
-            raise ValueError(f"images must have shape [N, {', '.join(map(str, expected))}] (NHWC), "
-                             f"got {tuple(images.shape)}")
+        """Scores [N, 1] of images [N, r, r, C] at the full resolution, or at a lower power of two
+        r: then only the blocks from r down run, equal to the full network on the nearest-upsampled
+        images whenever ``lod >= log2(resolution / r)``."""
+        size = images.shape[1]
+        if (len(images.shape) != 4 or images.shape[2] != size or images.shape[3] != self.num_channels
+                or size is None or size > self.resolution or size < 4 or size & (size - 1)):
+            raise ValueError(f"images must have shape [N, r, r, {self.num_channels}] (NHWC) with r a power of "
+                             f"two from 4 to {self.resolution}, got {tuple(images.shape)}")
         images = ops.cast(images, self.compute_dtype)
         lod = ops.cast(self.lod, self.compute_dtype)
-        x = self.from_rgb[0](images)
-        for level in range(self.resolution_log2 - 2):
+        first = self.resolution_log2 - resolution_log2(size)  # level of the input resolution
+        x = self.from_rgb[first](images)
+        for level in range(first, self.resolution_log2 - 2):
             x = self.blocks[level](x)
             images = sg_ops.downsample_box(images)
             x = sg_ops.lerp_clip(x, self.from_rgb[level + 1](images), lod - level)

@@ -102,27 +102,34 @@ class Generator(keras.layers.Layer):
     def build(self, input_shape=None):
         self.mapping.build()
         self.synthesis.build()
+        # MEAN aggregation: replicas each update it from their share of the batch.
         self.w_avg = self.add_weight(name="w_avg", shape=(self.dlatent_size,), initializer="zeros",
-                                     trainable=False)
+                                     trainable=False, aggregation="mean")
         self.mixing_seed_generator = keras.random.SeedGenerator(
             None if self.seed is None else self.seed + 7919, name="mixing_seed")
 
     def call(self, z, training=False, truncation_psi=None, truncation_cutoff=None, randomize_noise=True,
-             return_dlatents=False):
+             return_dlatents=False, resolution=None, noise=None, mixing_latents=None, mixing_cutoff=None):
         """Maps z and synthesises images.
 
         Inference (``training=False``): truncation with ``truncation_psi`` / ``truncation_cutoff``
         (defaults from the constructor; psi 1 disables). Training: ``w_avg`` is updated and
-        style mixing applied with probability ``style_mixing_prob``; no truncation.
+        style mixing applied with probability ``style_mixing_prob``; no truncation. A trainer
+        that draws its own randomness passes ``mixing_latents`` (the second z) and
+        ``mixing_cutoff`` (the crossover layer; ``num_layers`` for no mixing) and ``noise``.
+        ``resolution`` and ``noise``: see :meth:`SynthesisNetwork.call`.
         Returns images, or (images, dlatents) with ``return_dlatents``.
         """
         dlatents = self.mapping(z)  # [N, num_layers, dlatent_size]
         if training:
             self.update_w_avg(dlatents)
-            dlatents = self.style_mixing_regularization(z, dlatents)
+            if mixing_latents is not None:
+                dlatents = self.mix(dlatents, self.mapping(mixing_latents), mixing_cutoff)
+            else:
+                dlatents = self.style_mixing_regularization(z, dlatents)
         else:
             dlatents = self.truncate(dlatents, truncation_psi, truncation_cutoff)
-        images = self.synthesis(dlatents, randomize_noise=randomize_noise)
+        images = self.synthesis(dlatents, randomize_noise=randomize_noise, resolution=resolution, noise=noise)
         return (images, dlatents) if return_dlatents else images
 
     def update_w_avg(self, dlatents):
@@ -147,20 +154,23 @@ class Generator(keras.layers.Layer):
         """Number of dlatent layers in use at the current lod (integer part)."""
         return self.num_layers - 2 * ops.cast(self.synthesis.lod, "int32")
 
+    def mixing_crossover(self, coin, uniform):
+        """The official style-mixing crossover from two U[0, 1) draws: with probability
+        ``style_mixing_prob`` (``coin``) a layer uniform in [1, active layers) (``uniform``),
+        else the number of active layers (no mixing)."""
+        active = self.active_layers()
+        crossover = 1 + ops.cast(uniform * ops.cast(active - 1, "float32"), "int32")
+        return ops.where(coin < self.style_mixing_prob, crossover, active)
+
     def style_mixing_regularization(self, z, dlatents):
         """With probability ``style_mixing_prob`` replace the layers from a random crossover on
         (among the active ones) by the dlatents of a second, fresh z."""
         if self.style_mixing_prob <= 0:
             return dlatents
         z2 = keras.random.normal(ops.shape(z), dtype=z.dtype, seed=self.mixing_seed_generator)
-        dlatents2 = self.mapping(z2)
-        active = self.active_layers()
-        draw = keras.random.uniform((), seed=self.mixing_seed_generator)
-        crossover_draw = keras.random.uniform((), seed=self.mixing_seed_generator)
-        # Uniform integer in [1, active).
-        crossover = 1 + ops.cast(crossover_draw * ops.cast(active - 1, "float32"), "int32")
-        crossover = ops.where(draw < self.style_mixing_prob, crossover, active)
-        return self.mix(dlatents, dlatents2, crossover)
+        coin = keras.random.uniform((), seed=self.mixing_seed_generator)
+        uniform = keras.random.uniform((), seed=self.mixing_seed_generator)
+        return self.mix(dlatents, self.mapping(z2), self.mixing_crossover(coin, uniform))
 
     def compute_output_shape(self, input_shape):
         return self.synthesis.compute_output_shape((input_shape[0], self.num_layers, self.dlatent_size))

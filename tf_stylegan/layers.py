@@ -351,10 +351,13 @@ class LayerEpilogue(keras.layers.Layer):
         self.bias = self.add_weight(name="bias", shape=(int(x_shape[-1]),), initializer="zeros")
         self.adain.build(x_shape, w_shape)
 
-    def call(self, x, w, randomize_noise=True):
-        noise = strength = None
-        if self.noise is not None:
-            noise = self.noise.noise(x, randomize_noise)
+    def call(self, x, w, randomize_noise=True, noise=None):
+        """``noise``: explicit [N, H, W, 1] noise; by default drawn or stored per ``randomize_noise``."""
+        strength = None
+        if self.noise is None:
+            noise = None
+        else:
+            noise = ops.cast(self.noise.noise(x, randomize_noise) if noise is None else noise, x.dtype)
             strength = ops.cast(self.noise.strength, x.dtype)
         scale, shift = self.adain.modulation(w, x.dtype)
         return sg_ops.modulated_epilogue(

@@ -88,8 +88,11 @@ class SynthesisBlock(keras.layers.Layer):
         self.conv1.build(feature_shape)
         self.epilogue1.build(feature_shape, w_shape)
 
-    def call(self, x, w0, w1, randomize_noise=True):
-        """``x``: features of the previous block (ignored at 4x4); ``w0``, ``w1``: [N, dlatent_size]."""
+    def call(self, x, w0, w1, randomize_noise=True, noise=(None, None)):
+        """``x``: features of the previous block (ignored at 4x4); ``w0``, ``w1``: [N, dlatent_size].
+
+        ``noise``: optional explicit noise [N, r, r, 1] for each of the two layers.
+        """
         if self.const is not None:
             x = ops.cast(self.const(w0), w0.dtype)
         elif self.dense is not None:
@@ -99,9 +102,9 @@ class SynthesisBlock(keras.layers.Layer):
             x = self.conv0(x)
             if self.blur is not None:
                 x = self.blur(x)
-        x = self.epilogue0(x, w0, randomize_noise=randomize_noise)
+        x = self.epilogue0(x, w0, randomize_noise=randomize_noise, noise=noise[0])
         x = self.conv1(x)
-        return self.epilogue1(x, w1, randomize_noise=randomize_noise)
+        return self.epilogue1(x, w1, randomize_noise=randomize_noise, noise=noise[1])
 
     def compute_output_shape(self, x_shape, w_shape=None):
         return (w_shape[0] if w_shape else None, self.resolution, self.resolution, self.filters)
@@ -200,17 +203,39 @@ class SynthesisNetwork(keras.layers.Layer):
             to_rgb.build(x_shape)
         self.lod = self.add_weight(name="lod", shape=(), initializer="zeros", trainable=False)
 
-    def call(self, dlatents, randomize_noise=True):
+    def noise_sizes(self, resolution=None):
+        """Spatial size of the noise map of each layer computed up to ``resolution``."""
+        top = resolution_log2(resolution or self.resolution)
+        return [2 ** (i // 2 + 2) for i in range(2 * top - 2)]
+
+    def call(self, dlatents, randomize_noise=True, resolution=None, noise=None):
+        """Images [N, resolution, resolution, C] from dlatents [N, num_layers, dlatent_size].
+
+        ``resolution`` (default: the full one) computes only the blocks up to it: the
+        result equals the full network's output box-downsampled to that size whenever
+        ``lod >= log2(self.resolution / resolution)`` (progressive growing never asks for
+        less detail than the lod allows). ``noise`` optionally gives each computed layer's
+        noise [N, size, size, 1] (see :meth:`noise_sizes`) instead of drawing it.
+        """
         if tuple(dlatents.shape[1:]) != (self.num_layers, self.dlatent_size):
             raise ValueError(
                 f"dlatents must have shape [N, {self.num_layers}, {self.dlatent_size}], "
                 f"got {tuple(dlatents.shape)}"
             )
+        top = resolution_log2(resolution or self.resolution)
+        if top > self.resolution_log2:
+            raise ValueError(f"resolution {resolution} exceeds the network's {self.resolution}")
+        if noise is not None and len(noise) != 2 * top - 2:
+            raise ValueError(f"noise must hold {2 * top - 2} maps (one per layer up to {2 ** top}px), "
+                             f"got {len(noise)}")
+        noise = noise or [None] * (2 * top - 2)
         dlatents = ops.cast(dlatents, self.compute_dtype)
         lod = ops.cast(self.lod, self.compute_dtype)
         x = images = None
-        for index, (block, to_rgb) in enumerate(zip(self.blocks, self.to_rgb)):
-            x = block(x, dlatents[:, 2 * index], dlatents[:, 2 * index + 1], randomize_noise=randomize_noise)
+        for index in range(top - 1):
+            block, to_rgb = self.blocks[index], self.to_rgb[index]
+            x = block(x, dlatents[:, 2 * index], dlatents[:, 2 * index + 1], randomize_noise=randomize_noise,
+                      noise=noise[2 * index:2 * index + 2])
             level_images = to_rgb(x)
             if images is None:
                 images = level_images
