@@ -1,0 +1,116 @@
+"""Every gin registration of tf_stylegan, in one place: the Keras classes contain no gin code.
+
+The root configurable is ``train``. A gin file binds its arguments and those of the
+networks, the loss and the schedule, e.g.::
+
+    train.dataset = 'emoji'
+    train.total_kimg = 1000
+    train.loss = @LogisticR1()
+    LogisticR1.r1_gamma = 10.0
+    Generator.fmap_max = 128
+    Discriminator.fmap_max = 128
+    training_schedule.lod_initial_resolution = 8
+"""
+
+import os
+
+import gin
+
+from tf_stylegan import data, losses, schedule
+from tf_stylegan.discriminator import Discriminator
+from tf_stylegan.generator import Generator
+from tf_stylegan.trainer import CHECKPOINT_DIR, Trainer
+
+OPERATIVE_CONFIG = "config.gin"
+
+# Registered in place: explicit arguments (as from a saved Keras config) still win over bindings.
+gin.configurable("Generator", module="tf_stylegan")(Generator)
+gin.configurable("Discriminator", module="tf_stylegan")(Discriminator)
+gin.configurable("LogisticR1", module="tf_stylegan")(losses.LogisticR1)
+gin.configurable("WGANGP", module="tf_stylegan")(losses.WGANGP)
+training_schedule = gin.configurable("training_schedule", module="tf_stylegan")(schedule.training_schedule)
+
+
+class RunDirectoryError(ValueError):
+    """The run directory does not fit the request (checkpoints without --resume, or none with it)."""
+
+
+@gin.configurable(module="tf_stylegan")
+def train(
+    run_dir,
+    dataset="emoji",  # 'emoji', a folder of images, or a folder of official *.tfrecords
+    resolution=None,  # training resolution (image folders need it; TFRecords and emoji have one)
+    skip_bad=False,  # skip unreadable or unusable images (and report how many) instead of stopping
+    total_kimg=25000,
+    seed=0,
+    mirror_augment=True,
+    loss=None,  # @LogisticR1() (default, FFHQ) or @WGANGP() (CelebA-HQ)
+    G_smoothing_kimg=10.0,
+    minibatch_repeats=4,
+    checkpoint_kimg=50,
+    image_snapshot_kimg=10,
+    tick_kimg=None,
+    resume=False,  # True: the latest checkpoint in run_dir; or a checkpoint path
+    strategy=None,
+    print_fn=print,
+):
+    """Trains StyleGAN into ``run_dir`` (checkpoints/, samples/, logs/, config.gin, networks.json)."""
+    checkpoints = os.path.join(run_dir, CHECKPOINT_DIR)
+    has_checkpoints = os.path.isdir(checkpoints) and any(name.startswith("ckpt") for name in os.listdir(checkpoints))
+    if has_checkpoints and not resume:
+        raise RunDirectoryError(f"{run_dir} already holds checkpoints: pass --resume to continue that run, "
+                                "or choose another --run_dir")
+    images = data.load_dataset(dataset, resolution, skip_bad=skip_bad)
+    if images.skipped:
+        print_fn(f"skipped {len(images.skipped)} unusable image(s), e.g. {images.skipped[0][0]}: "
+                 f"{images.skipped[0][1]}")
+    trainer = Trainer(
+        run_dir, images, generator=Generator, discriminator=Discriminator, loss=loss or losses.LogisticR1(),
+        schedule=training_schedule, total_kimg=total_kimg, seed=seed, mirror_augment=mirror_augment,
+        G_smoothing_kimg=G_smoothing_kimg, minibatch_repeats=minibatch_repeats, checkpoint_kimg=checkpoint_kimg,
+        image_snapshot_kimg=image_snapshot_kimg, tick_kimg=tick_kimg, strategy=strategy, print_fn=print_fn,
+    )
+    if resume:
+        restored = trainer.restore(None if resume is True else resume)
+        if restored is None:
+            raise RunDirectoryError(f"--resume: no checkpoint in {checkpoints}")
+        print_fn(f"resumed from {restored} at {trainer.cur_nimg.numpy() / 1000:.3f} kimg")
+    trainer._phase(int(trainer.cur_nimg.numpy()))  # calls the schedule, so its bindings are operative
+    if trainer.is_chief:
+        write_operative_config(run_dir)
+    print_fn(f"training {images.name} ({images.num_images} images, {images.resolution}px) on "
+             f"{trainer.num_replicas} replica(s) into {os.path.abspath(run_dir)}: samples in samples/, "
+             f"checkpoints in {CHECKPOINT_DIR}/, TensorBoard logs in logs/")
+    trainer.train()
+    return trainer
+
+
+def write_operative_config(run_dir):
+    """The bindings in force, as a gin file in the run directory (parsed again on resume)."""
+    import tensorflow as tf
+
+    os.makedirs(run_dir, exist_ok=True)
+    text = gin.operative_config_str()
+    path = os.path.join(run_dir, OPERATIVE_CONFIG)
+    with open(f"{path}.tmp", "w") as file:
+        file.write(text)
+    os.replace(f"{path}.tmp", path)
+    with tf.summary.create_file_writer(os.path.join(run_dir, "logs")).as_default(step=0):
+        tf.summary.text("config/operative", gin.markdown(text))
+
+
+def parse(gin_files=(), gin_params=(), run_dir=None, resume=False):
+    """Parses the configuration: on resume the run's operative config (plus ``gin_params``),
+    else ``gin_files`` and ``gin_params``. Errors name the file and line."""
+    if resume:
+        if gin_files:
+            raise RunDirectoryError("--resume re-reads the run's own config.gin: drop --gin_file "
+                                    "(use --gin_param to change a binding)")
+        gin_files = [os.path.join(run_dir, OPERATIVE_CONFIG)]
+        if not os.path.isfile(gin_files[0]):
+            raise RunDirectoryError(f"--resume: {gin_files[0]} not found; is {run_dir} a training run?")
+    for path in gin_files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"gin file {path} not found")
+        gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))  # for its includes
+    gin.parse_config_files_and_bindings(list(gin_files), list(gin_params))
