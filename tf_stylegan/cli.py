@@ -53,9 +53,57 @@ def bench(args):
 
 
 def train(args):
-    """Placeholder until the trainer lands."""
-    return _fail("training arrives in a later release of tf_stylegan; today you can import official "
-                 "networks (convert-official) and benchmark inference (bench)", code=2)
+    """Train (or resume) a run configured by gin."""
+    from tf_stylegan import configurables
+    from tf_stylegan.data import DataError
+    from tf_stylegan.trainer import NonFiniteLossError, TrainingInterrupted
+
+    try:
+        configurables.parse(args.gin_file, args.gin_param, args.run_dir, args.resume)
+    except (configurables.RunDirectoryError, FileNotFoundError) as error:
+        return _fail(str(error))
+    except Exception as error:  # gin reports the file and line of a bad binding
+        return _fail(f"invalid gin configuration: {error}")
+    try:
+        configurables.train(run_dir=args.run_dir, resume=args.resume or False)
+    except TrainingInterrupted:
+        print(f"stopped; resume with: tf-stylegan train --run_dir {args.run_dir} --resume", file=sys.stderr)
+        return 130
+    except (NonFiniteLossError, DataError, configurables.RunDirectoryError) as error:
+        return _fail(str(error))
+    return 0
+
+
+def dataset_create(args):
+    """Image folder -> the official multi-resolution TFRecord layout."""
+    from tf_stylegan.data import DataError, load_image_folder, write_tfrecords
+
+    try:
+        images = load_image_folder(args.images, args.resolution, num_channels=args.channels,
+                                   background=tuple(args.background), crop=not args.no_crop,
+                                   skip_bad=args.skip_bad)
+        paths = write_tfrecords(images, args.out, shuffle_seed=args.shuffle_seed)
+    except DataError as error:
+        return _fail(str(error))
+    if images.skipped:
+        print(f"skipped {len(images.skipped)} file(s):")
+        for path, reason in images.skipped:
+            print(f"  {path}: {reason}")
+    print(f"wrote {images.num_images} images at {images.resolution}px ({len(paths)} levels) to {args.out}")
+    return 0
+
+
+def dataset_info(args):
+    """What a dataset folder holds."""
+    from tf_stylegan.data import DataError, load_dataset
+
+    try:
+        images = load_dataset(args.path, args.resolution)
+    except DataError as error:
+        return _fail(str(error))
+    print(f"{images.name}: {images.num_images} images, {images.resolution}px, {images.num_channels} channel(s), "
+          f"levels {sorted(images.levels)}")
+    return 0
 
 
 def _fail(message, code=1):
@@ -84,11 +132,32 @@ def build_parser():
     bench_parser.add_argument("--json", help="also write the rows to this JSON file")
     bench_parser.set_defaults(run=bench)
 
-    train_parser = commands.add_parser("train", help="train StyleGAN (a later release)")
-    train_parser.add_argument("--gin_file", action="append", default=[], help="gin config file(s)")
-    train_parser.add_argument("--gin_param", action="append", default=[], help="gin binding(s)")
-    train_parser.add_argument("--run_dir", help="folder for checkpoints, samples and logs")
+    train_parser = commands.add_parser("train", help="train StyleGAN (configured by gin files)")
+    train_parser.add_argument("--gin_file", action="append", default=[], help="gin config file(s), e.g. gin/emoji.gin")
+    train_parser.add_argument("--gin_param", action="append", default=[],
+                              help="a gin binding, e.g. 'train.total_kimg=100' (repeatable)")
+    train_parser.add_argument("--run_dir", required=True, help="folder for checkpoints, samples and logs")
+    train_parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+                              help="continue the run in --run_dir (its latest checkpoint, or CHECKPOINT)")
     train_parser.set_defaults(run=train)
+
+    dataset = commands.add_parser("dataset", help="create or inspect datasets")
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True)
+    create = dataset_commands.add_parser("create", help="image folder -> official multi-resolution TFRecords")
+    create.add_argument("images", help="folder of PNG / JPEG / WebP images (searched recursively)")
+    create.add_argument("out", help="output folder for <name>-rNN.tfrecords")
+    create.add_argument("--resolution", type=int, required=True, help="target resolution, a power of two")
+    create.add_argument("--channels", type=int, choices=(1, 3), default=3)
+    create.add_argument("--background", type=int, nargs=3, default=(255, 255, 255), metavar=("R", "G", "B"),
+                        help="colour transparent pixels are composited on")
+    create.add_argument("--no-crop", action="store_true", help="reject non-square images instead of centre-cropping")
+    create.add_argument("--skip-bad", action="store_true", help="skip unusable images and report them")
+    create.add_argument("--shuffle-seed", type=int, default=123, help="record order, as official (123)")
+    create.set_defaults(run=dataset_create)
+    info = dataset_commands.add_parser("info", help="describe a dataset ('emoji', images or TFRecords)")
+    info.add_argument("path")
+    info.add_argument("--resolution", type=int)
+    info.set_defaults(run=dataset_info)
     return parser
 
 

@@ -12,20 +12,37 @@ networks, the loss and the schedule, e.g.::
     training_schedule.lod_initial_resolution = 8
 """
 
+import inspect
 import os
 
 import gin
 
-from tf_stylegan import data, losses, schedule
-from tf_stylegan.discriminator import Discriminator
-from tf_stylegan.generator import Generator
+from tf_stylegan import data, discriminator, generator, losses, schedule
 from tf_stylegan.trainer import CHECKPOINT_DIR, Trainer
 
 OPERATIVE_CONFIG = "config.gin"
 
-# Registered in place: explicit arguments (as from a saved Keras config) still win over bindings.
-gin.configurable("Generator", module="tf_stylegan")(Generator)
-gin.configurable("Discriminator", module="tf_stylegan")(Discriminator)
+
+def _network_factory(cls):
+    """A gin-configurable stand-in for a Keras class (gin's own wrapping would hide the
+    constructor signature Keras inspects): checks binding names, then builds ``cls``."""
+    accepted = set(inspect.signature(cls.__init__).parameters) | {"name", "dtype"}
+
+    def factory(**kwargs):
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no argument(s) {unknown}: check the gin bindings "
+                             f"{', '.join(f'{cls.__name__}.{name}' for name in unknown)}")
+        return cls(**kwargs)
+
+    factory.__name__ = factory.__qualname__ = cls.__name__
+    factory.__doc__ = cls.__doc__
+    return factory
+
+
+Generator = gin.configurable("Generator", module="tf_stylegan")(_network_factory(generator.Generator))
+Discriminator = gin.configurable("Discriminator", module="tf_stylegan")(
+    _network_factory(discriminator.Discriminator))
 gin.configurable("LogisticR1", module="tf_stylegan")(losses.LogisticR1)
 gin.configurable("WGANGP", module="tf_stylegan")(losses.WGANGP)
 training_schedule = gin.configurable("training_schedule", module="tf_stylegan")(schedule.training_schedule)
@@ -60,7 +77,7 @@ def train(
     if has_checkpoints and not resume:
         raise RunDirectoryError(f"{run_dir} already holds checkpoints: pass --resume to continue that run, "
                                 "or choose another --run_dir")
-    images = data.load_dataset(dataset, resolution, skip_bad=skip_bad)
+    images = data.load_dataset(dataset, resolution, **({"skip_bad": True} if skip_bad else {}))
     if images.skipped:
         print_fn(f"skipped {len(images.skipped)} unusable image(s), e.g. {images.skipped[0][0]}: "
                  f"{images.skipped[0][1]}")
@@ -89,6 +106,8 @@ def write_operative_config(run_dir):
     """The bindings in force, as a gin file in the run directory (parsed again on resume)."""
     import tensorflow as tf
 
+    from tf_stylegan import logs
+
     os.makedirs(run_dir, exist_ok=True)
     text = gin.operative_config_str()
     path = os.path.join(run_dir, OPERATIVE_CONFIG)
@@ -96,7 +115,7 @@ def write_operative_config(run_dir):
         file.write(text)
     os.replace(f"{path}.tmp", path)
     with tf.summary.create_file_writer(os.path.join(run_dir, "logs")).as_default(step=0):
-        tf.summary.text("config/operative", gin.markdown(text))
+        logs.text("config/operative", gin.markdown(text))
 
 
 def parse(gin_files=(), gin_params=(), run_dir=None, resume=False):

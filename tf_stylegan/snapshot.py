@@ -52,6 +52,26 @@ def checkpoint_of(networks):
     return tf.train.Checkpoint(**{name: variable_tree(net) for name, net in networks.items() if net is not None})
 
 
+def _config(networks, metadata):
+    return {
+        "format": FORMAT, "version": VERSION, "metadata": metadata or {},
+        "networks": {name: keras.saving.serialize_keras_object(net) for name, net in networks.items()},
+    }
+
+
+def write_config(folder, networks, metadata=None):
+    """Writes ``networks.json`` for ``{name: network}`` into ``folder`` (atomically, by rename).
+
+    A training run directory holds one next to its ``checkpoints/``, which makes the run
+    loadable with :func:`load_networks`.
+    """
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, CONFIG_FILE)
+    with open(f"{target}.tmp", "w") as file:
+        json.dump(_config(networks, metadata), file, indent=1)
+    os.replace(f"{target}.tmp", target)
+
+
 def save_networks(path, G=None, D=None, Gs=None, metadata=None, overwrite=False):
     """Writes the given built networks to the folder ``path`` atomically; returns ``path``."""
     networks = {name: net for name, net in zip(NETWORK_NAMES, (G, D, Gs)) if net is not None}
@@ -64,12 +84,7 @@ def save_networks(path, G=None, D=None, Gs=None, metadata=None, overwrite=False)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
     try:
-        config = {
-            "format": FORMAT, "version": VERSION, "metadata": metadata or {},
-            "networks": {name: keras.saving.serialize_keras_object(net) for name, net in networks.items()},
-        }
-        with open(os.path.join(staging, CONFIG_FILE), "w") as file:
-            json.dump(config, file, indent=1)
+        write_config(staging, networks, metadata)
         checkpoint_of(networks).write(os.path.join(staging, WEIGHTS_PREFIX))
         _replace_folder(staging, path)
     except BaseException:
@@ -120,14 +135,15 @@ def build_networks(config):
 
 
 def load_networks(path, weights_prefix=None):
-    """Reads a snapshot folder: ``Networks(G, D, Gs)`` with None for networks it does not hold.
+    """Reads a snapshot folder or a training run directory: ``Networks(G, D, Gs)`` (None for
+    networks it does not hold).
 
-    ``weights_prefix`` reads the variables from another checkpoint of the same networks
-    (a training checkpoint) instead of the snapshot's own.
+    A run directory gives its latest checkpoint. ``weights_prefix`` reads the variables from
+    another checkpoint of the same networks instead.
     """
     config = read_snapshot_config(path)
     built = build_networks(config)
-    prefix = weights_prefix or os.path.join(path, WEIGHTS_PREFIX)
+    prefix = weights_prefix or _weights_prefix(path)
     if not tf.io.gfile.exists(prefix + ".index"):
         raise SnapshotError(f"{path}: the weights checkpoint {prefix}.index is missing")
     status = checkpoint_of(built).read(prefix)
@@ -137,3 +153,12 @@ def load_networks(path, weights_prefix=None):
         raise SnapshotError(f"{prefix} does not hold every variable of the networks in {path}: {error}") from None
     status.expect_partial()  # a training checkpoint also holds optimizer state
     return Networks(*(built.get(name) for name in NETWORK_NAMES))
+
+
+def _weights_prefix(path):
+    """The snapshot's own weights, or a run directory's latest training checkpoint."""
+    own = os.path.join(path, WEIGHTS_PREFIX)
+    if tf.io.gfile.exists(own + ".index"):
+        return own
+    latest = tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
+    return latest or own

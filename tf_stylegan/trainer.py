@@ -1,0 +1,462 @@
+"""The StyleGAN trainer: progressive growing, style mixing, R1 / WGAN-GP, the moving-average
+generator, exact resume, logs.
+
+One ``tf.function`` step per resolution runs through ``strategy.run``: a D update, the
+moving-average update of Gs, a G update. ``lod``, the learning rates and Gs's beta are
+variables or tensors, so a step traces once per resolution; at resolution r only the
+network blocks up to r run. All randomness of a step (latents, noise, style mixing, WGAN-GP
+mixing factors) is drawn statelessly from (seed, step) for the *global* batch and sliced
+per replica, so a run's result does not depend on the number of replicas and a resumed run
+repeats exactly what an uninterrupted one would have done.
+"""
+
+import hashlib
+import io
+import os
+import signal
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_stylegan import data as data_lib
+from tf_stylegan import logs
+from tf_stylegan import schedule as schedule_lib
+from tf_stylegan import snapshot
+from tf_stylegan.discriminator import Discriminator
+from tf_stylegan.generator import Generator
+from tf_stylegan.losses import LogisticR1
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite: training stopped, the last checkpoint is intact."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C or SIGTERM: a checkpoint was written before stopping."""
+
+
+def default_strategy():
+    """MultiWorkerMirroredStrategy when TF_CONFIG is set, else MirroredStrategy over the local
+    GPUs (or the CPU)."""
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.MirroredStrategy()
+
+
+def to_network_range(images):
+    """uint8 [0, 255] -> float32 [-1, 1] (the official drange_data -> drange_net)."""
+    return tf.cast(images, tf.float32) * (2.0 / 255.0) - 1.0
+
+
+def fade_reals(images, fade):
+    """Blend real images with their 2x2 box-averaged copy by ``fade``, as official ``process_reals``."""
+    _, height, width, channels = images.shape
+    coarse = tf.nn.avg_pool2d(images, 2, 2, "VALID")  # [N, H/2, W/2, C]
+    coarse = tf.repeat(tf.repeat(coarse, 2, axis=1), 2, axis=2)
+    return images + (coarse - images) * fade
+
+
+def images_to_uint8(images):
+    """float [-1, 1] NHWC -> uint8 as the official ``convert_images_to_uint8``: saturate_cast(x*127.5 + 128)."""
+    return np.clip(np.rint(np.asarray(images, np.float32) * 127.5 + 128.0), 0, 255).astype(np.uint8)
+
+
+def image_grid(images, columns):
+    """uint8 [N, H, W, C] -> one uint8 [rows*H, columns*W, C] grid."""
+    n, height, width, channels = images.shape
+    rows = -(-n // columns)
+    padded = np.zeros((rows * columns, height, width, channels), np.uint8)
+    padded[:n] = images
+    grid = padded.reshape(rows, columns, height, width, channels).transpose(0, 2, 1, 3, 4)
+    return grid.reshape(rows * height, columns * width, channels)
+
+
+def variables_digest(*networks):
+    """SHA-256 of every float variable of the networks (to compare replicas and workers)."""
+    digest = hashlib.sha256()
+    for network in networks:
+        for variable in network.variables:
+            value = np.asarray(variable)
+            if value.dtype.kind == "f":
+                digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _float_state(network):
+    """The non-trainable float variables (w_avg, lod, noise maps): copied into Gs, not averaged."""
+    return [v for v in network.non_trainable_variables if v.dtype in ("float32", "float16", "bfloat16")]
+
+
+class Trainer:
+    """Owns the strategy, G, D, Gs, both Adam optimizers, the schedule, checkpoints and logs."""
+
+    def __init__(
+        self,
+        run_dir,
+        dataset,  # data.ImageDataset
+        generator=Generator,  # callable(**kwargs) -> Generator (gin passes a configured class)
+        discriminator=Discriminator,
+        loss=None,  # LogisticR1 (default) or WGANGP
+        schedule=schedule_lib.training_schedule,  # callable(cur_nimg, resolution_log2, num_replicas)
+        total_kimg=25000,
+        seed=0,
+        mirror_augment=True,
+        G_smoothing_kimg=10.0,
+        minibatch_repeats=4,
+        reset_optimizer_on_lod_change=True,
+        adam_beta1=0.0,
+        adam_beta2=0.99,
+        adam_epsilon=1e-8,
+        checkpoint_kimg=50,  # also written at the end and on Ctrl-C / SIGTERM
+        image_snapshot_kimg=10,
+        tick_kimg=None,  # progress line interval (default: the schedule's tick_kimg)
+        max_checkpoints=3,
+        grid_size=(8, 4),  # columns, rows of the sample grid
+        strategy=None,
+        print_fn=print,
+    ):
+        self.run_dir = os.path.abspath(run_dir)
+        self.dataset = dataset
+        self.loss = loss or LogisticR1()
+        self.schedule = schedule
+        self.total_nimg = int(round(total_kimg * 1000))
+        self.seed = int(seed)
+        self.mirror_augment = mirror_augment
+        self.G_smoothing_kimg = G_smoothing_kimg
+        self.minibatch_repeats = int(minibatch_repeats)
+        self.reset_optimizer_on_lod_change = reset_optimizer_on_lod_change
+        self.checkpoint_nimg = int(checkpoint_kimg * 1000)
+        self.image_snapshot_nimg = int(image_snapshot_kimg * 1000)
+        self.tick_kimg = tick_kimg
+        self.grid_size = grid_size
+        self.print = print_fn
+        self.strategy = strategy or default_strategy()
+        self.num_replicas = self.strategy.num_replicas_in_sync
+        self.resolution_log2 = int(np.log2(dataset.resolution))
+        self.trace_counts = {}  # resolution -> number of traces of its train step
+
+        keras.utils.set_random_seed(self.seed)  # the same initial weights on every worker and every run
+        with self.strategy.scope():
+            shared = dict(resolution=dataset.resolution, num_channels=dataset.num_channels)
+            self.G = generator(name="G", **shared)
+            self.D = discriminator(name="D", **shared)
+            self.Gs = generator(name="Gs", **shared)
+            for network in (self.G, self.D, self.Gs):
+                network.build()
+            adam = dict(beta_1=adam_beta1, beta_2=adam_beta2, epsilon=adam_epsilon)
+            self.G_opt = keras.optimizers.Adam(learning_rate=0.001, name="G_opt", **adam)
+            self.D_opt = keras.optimizers.Adam(learning_rate=0.001, name="D_opt", **adam)
+            self.G_opt.build(self.G.trainable_variables)
+            self.D_opt.build(self.D.trainable_variables)
+            self.cur_nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_nimg")
+            self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.prev_lod = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="prev_lod")
+        for target, source in zip(self.Gs.variables, self.G.variables):
+            target.assign(source)  # Gs starts as a copy of G, as official
+
+        self.checkpoint = tf.train.Checkpoint(
+            G=snapshot.variable_tree(self.G), D=snapshot.variable_tree(self.D), Gs=snapshot.variable_tree(self.Gs),
+            G_opt={str(i): v for i, v in enumerate(self.G_opt.variables)},
+            D_opt={str(i): v for i, v in enumerate(self.D_opt.variables)},
+            cur_nimg=self.cur_nimg, step=self.step_count, prev_lod=self.prev_lod,
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self._checkpoint_directory(), max_to_keep=max_checkpoints)
+        self._steps = {}
+        self._grid_latents = np.random.RandomState(self.seed).randn(
+            grid_size[0] * grid_size[1], self.G.latent_size).astype(np.float32)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    @property
+    def is_chief(self):
+        """True on the one process that writes checkpoints, samples and logs."""
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+        if not cluster or resolver.task_type == "chief":
+            return True
+        return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+
+    def _checkpoint_directory(self):
+        """The run's checkpoint folder; non-chief workers write to a private one they delete."""
+        if self.is_chief:
+            return os.path.join(self.run_dir, CHECKPOINT_DIR)
+        return os.path.join(self.run_dir, f".worker{self.strategy.cluster_resolver.task_id}-checkpoints")
+
+    def restore(self, path=None):
+        """Restores everything from ``path`` or the run's latest checkpoint; returns the path or None."""
+        path = path or tf.train.latest_checkpoint(os.path.join(self.run_dir, CHECKPOINT_DIR))
+        if path is None:
+            return None
+        self.checkpoint.read(path).assert_existing_objects_matched()
+        return path
+
+    def save(self):
+        """Writes a checkpoint (atomically: the index only names complete checkpoints)."""
+        path = self.manager.save(checkpoint_number=int(self.cur_nimg.numpy()))
+        if not self.is_chief:
+            tf.io.gfile.rmtree(self._checkpoint_directory())
+        return path
+
+    def write_network_config(self):
+        """The networks' configs as ``networks.json``, so ``load_networks(run_dir)`` reads checkpoints."""
+        if self.is_chief:
+            snapshot.write_config(self.run_dir, {"G": self.G, "D": self.D, "Gs": self.Gs},
+                                  metadata={"run_dir": self.run_dir})
+
+    # ------------------------------------------------------------------ the train step
+
+    def _phase(self, nimg):
+        return self.schedule(nimg, self.resolution_log2, num_replicas=self.num_replicas)
+
+    def _random_inputs(self, seed, global_batch, resolution, replica):
+        """This replica's slice of every random input of one step, drawn for the global batch.
+
+        ``seed`` is [run seed, step]; each input has its own stream (salt) within the step.
+        """
+        local = global_batch // self.num_replicas
+        start = replica * local
+
+        def key(salt):
+            return tf.stack([seed[0] * 4096 + salt, seed[1]])
+
+        def normal(shape, salt):
+            return tf.random.stateless_normal([global_batch, *shape], key(salt))[start:start + local]
+
+        def uniform(shape, salt):
+            return tf.random.stateless_uniform(shape, key(salt))
+
+        sizes = self.G.synthesis.noise_sizes(resolution)
+        latent = self.G.latent_size
+        inputs = {}
+        for prefix, salt in (("d", 0), ("g", 100)):
+            inputs[prefix] = dict(
+                z=normal([latent], salt + 1),
+                mixing_latents=normal([latent], salt + 2),
+                mixing_cutoff=self.G.mixing_crossover(uniform([], salt + 3), uniform([], salt + 4)),
+                noise=[normal([size, size, 1], salt + 10 + i) for i, size in enumerate(sizes)],
+            )
+        inputs["mixing_factors"] = uniform([global_batch, 1, 1, 1], 50)[start:start + local]
+        return inputs
+
+    def _generate(self, randomness, resolution):
+        style = {} if self.G.style_mixing_prob <= 0 else dict(
+            mixing_latents=randomness["mixing_latents"], mixing_cutoff=randomness["mixing_cutoff"])
+        return self.G(randomness["z"], training=True, resolution=resolution, noise=randomness["noise"], **style)
+
+    def _replica_step(self, reals, seed, global_batch, resolution):
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        randomness = self._random_inputs(seed, global_batch, resolution, replica)
+        lod = tf.cast(self.G.lod, tf.float32)
+        reals = fade_reals(to_network_range(reals), lod - tf.floor(lod))
+
+        fakes = tf.stop_gradient(self._generate(randomness["d"], resolution))
+        with tf.GradientTape() as tape:
+            d_losses, d_metrics = self.loss.discriminator_loss(self.D, reals, fakes, randomness["mixing_factors"])
+            d_loss = tf.reduce_sum(d_losses) / global_batch
+        _apply(self.D_opt, tape.gradient(d_loss, self.D.trainable_variables), self.D.trainable_variables)
+        metrics = {"Loss/D": d_loss}
+        metrics.update({name: tf.reduce_sum(value) / global_batch for name, value in d_metrics.items()})
+        return metrics, randomness["g"]
+
+    def _replica_g_step(self, randomness, global_batch, resolution):
+        with tf.GradientTape() as tape:
+            fakes = self._generate(randomness, resolution)
+            g_losses = self.loss.generator_loss(self.D(fakes))
+            g_loss = tf.reduce_sum(g_losses) / global_batch
+        _apply(self.G_opt, tape.gradient(g_loss, self.G.trainable_variables), self.G.trainable_variables)
+        return {"Loss/G": g_loss}
+
+    def _update_gs(self, beta):
+        """Gs trainables <- lerp(G, Gs, beta); Gs float state <- G's (cross-replica context)."""
+        for source, target in zip(self.G.trainable_variables, self.Gs.trainable_variables):
+            target.assign(source + (target - source) * beta)
+        for source, target in zip(_float_state(self.G), _float_state(self.Gs)):
+            target.assign(source)
+
+    def train_step(self, resolution, global_batch):
+        """The distributed step for ``resolution``: (reals, seed [2] int64, Gs beta) -> metrics."""
+        key = (resolution, global_batch)
+        if key not in self._steps:
+            def step(reals, seed, beta):
+                self.trace_counts[resolution] = self.trace_counts.get(resolution, 0) + 1
+                d_metrics, g_randomness = self.strategy.run(
+                    self._replica_step, args=(reals, seed, global_batch, resolution))
+                self._update_gs(beta)  # from G before its update, as the official Gs op runs with the D op
+                g_metrics = self.strategy.run(self._replica_g_step, args=(g_randomness, global_batch, resolution))
+                metrics = {**d_metrics, **g_metrics}
+                return {name: self.strategy.reduce("SUM", value, axis=None) for name, value in metrics.items()}
+
+            self._steps[key] = tf.function(step)
+        return self._steps[key]
+
+    # ------------------------------------------------------------------ data
+
+    def _real_batches(self, resolution, global_batch, start_index):
+        """Iterator over distributed uint8 batches of the stream from ``start_index``."""
+        if global_batch % self.num_replicas:
+            raise ValueError(f"minibatch {global_batch} is not divisible by {self.num_replicas} replicas")
+        images = self.dataset.level(resolution)
+        local = global_batch // self.num_replicas
+
+        def dataset_fn(context):
+            return data_lib.real_images_pipeline(
+                images, local, seed=self.seed, start_index=start_index, mirror_augment=self.mirror_augment,
+                num_shards=context.num_input_pipelines, shard_index=context.input_pipeline_id)
+
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+
+    # ------------------------------------------------------------------ the loop
+
+    def _set_phase(self, phase):
+        lod = float(phase.lod)
+        if self.reset_optimizer_on_lod_change and schedule_lib.optimizer_reset_needed(
+                float(self.prev_lod.numpy()), lod):
+            for optimizer in (self.G_opt, self.D_opt):
+                for variable in optimizer.variables:
+                    if variable is not optimizer._learning_rate:
+                        variable.assign(tf.zeros_like(variable))
+        self.prev_lod.assign(lod)
+        for variable in (self.G.lod, self.D.lod, self.Gs.lod):
+            variable.assign(lod)
+        self.G_opt.learning_rate = phase.G_lrate
+        self.D_opt.learning_rate = phase.D_lrate
+
+    def _check_finite(self, metrics):
+        for name, value in metrics.items():
+            if not np.isfinite(value):
+                raise NonFiniteLossError(
+                    f"{name} became {value} at {self.cur_nimg.numpy() / 1000:.3f} kimg (step "
+                    f"{self.step_count.numpy()}): training stopped. The last checkpoint in "
+                    f"{self._checkpoint_directory()} is intact; resume from it with a lower learning rate "
+                    "or a larger R1 gamma.")
+
+    def train(self):
+        """Runs the schedule to ``total_kimg``; returns the last metrics. Checkpoints at every
+        ``checkpoint_kimg``, at the end and on Ctrl-C / SIGTERM."""
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.write_network_config()
+        writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs")) if self.is_chief else None
+        previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return self._loop(writer)
+        except KeyboardInterrupt:
+            path = self.save()
+            self.print(f"interrupted at {self.cur_nimg.numpy() / 1000:.3f} kimg; checkpoint written: {path}")
+            raise TrainingInterrupted(path) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous_handler)
+            if writer is not None:
+                writer.close()
+
+    def _loop(self, writer):
+        iterator, iterator_key = None, None
+        next_checkpoint = _next_multiple(self.cur_nimg.numpy(), self.checkpoint_nimg)
+        next_snapshot = _next_multiple(self.cur_nimg.numpy(), self.image_snapshot_nimg)
+        tick_start_nimg, tick_start_time, metrics = int(self.cur_nimg.numpy()), time.time(), {}
+        start_nimg, start_time = tick_start_nimg, time.time()
+        if self.cur_nimg.numpy() == 0:
+            self._write_samples(writer)
+        while self.cur_nimg.numpy() < self.total_nimg:
+            phase = self._phase(int(self.cur_nimg.numpy()))
+            self._set_phase(phase)
+            if iterator_key != (phase.resolution, phase.minibatch):
+                iterator = self._real_batches(phase.resolution, phase.minibatch, int(self.cur_nimg.numpy()))
+                iterator_key = (phase.resolution, phase.minibatch)
+            step = self.train_step(phase.resolution, phase.minibatch)
+            beta = tf.constant(schedule_lib.gs_beta(phase.minibatch, self.G_smoothing_kimg), tf.float32)
+            for _ in range(self.minibatch_repeats):
+                seed = tf.constant([self.seed, int(self.step_count.numpy())], tf.int64)
+                metrics = {name: float(value) for name, value in step(next(iterator), seed, beta).items()}
+                self._check_finite(metrics)
+                self.cur_nimg.assign_add(phase.minibatch)
+                self.step_count.assign_add(1)
+                if self.cur_nimg.numpy() >= self.total_nimg:
+                    break
+            nimg = int(self.cur_nimg.numpy())
+            tick_nimg = int((self.tick_kimg or phase.tick_kimg) * 1000)
+            done = nimg >= self.total_nimg
+            if nimg - tick_start_nimg >= tick_nimg or done:
+                now = time.time()
+                speed = (nimg - tick_start_nimg) / max(now - tick_start_time, 1e-9)
+                self._report(phase, metrics, speed, (nimg - start_nimg) / max(now - start_time, 1e-9), writer)
+                tick_start_nimg, tick_start_time = nimg, now
+            if nimg >= next_snapshot or done:
+                self._write_samples(writer)
+                next_snapshot = _next_multiple(nimg, self.image_snapshot_nimg)
+            if nimg >= next_checkpoint or done:
+                self.save()
+                next_checkpoint = _next_multiple(nimg, self.checkpoint_nimg)
+        return metrics
+
+    def _report(self, phase, metrics, speed, mean_speed, writer):
+        nimg = int(self.cur_nimg.numpy())
+        remaining = (self.total_nimg - nimg) / max(mean_speed, 1e-9)
+        losses = "  ".join(f"{name.split('/')[-1]} {value:7.4f}" for name, value in sorted(metrics.items()))
+        self.print(f"kimg {nimg / 1000:9.3f}/{self.total_nimg / 1000:g}  {phase.resolution:>4}px  "
+                   f"fade {phase.fade:4.2f}  lod {phase.lod:5.3f}  {speed:7.2f} img/s  {losses}  "
+                   f"ETA {_duration(remaining)}")
+        if writer is None:
+            return
+        with writer.as_default(step=nimg):
+            for name, value in metrics.items():
+                logs.scalar(name, value)
+            for name, value in (("Progress/kimg", nimg / 1000), ("Progress/lod", phase.lod),
+                                ("Progress/resolution", phase.resolution), ("Progress/fade", phase.fade),
+                                ("Speed/images_per_s", speed), ("LearningRate/G", phase.G_lrate),
+                                ("LearningRate/D", phase.D_lrate)):
+                logs.scalar(name, value)
+
+    def sample_grid(self):
+        """uint8 grid of Gs samples from the run's fixed latents (no truncation, stored noise)."""
+        images = self.Gs(self._grid_latents, truncation_psi=1.0, randomize_noise=False)
+        return image_grid(images_to_uint8(images), self.grid_size[0])
+
+    def _write_samples(self, writer):
+        if not self.is_chief:
+            self.sample_grid()  # every worker runs the same ops
+            return
+        grid = self.sample_grid()
+        folder = os.path.join(self.run_dir, "samples")
+        os.makedirs(folder, exist_ok=True)
+        nimg = int(self.cur_nimg.numpy())
+        _write_png(os.path.join(folder, f"fakes{nimg:09d}.png"), grid)  # images shown so far
+        if writer is not None:
+            with writer.as_default(step=nimg):
+                logs.image("Samples/Gs", grid)
+
+
+def _apply(optimizer, gradients, variables):
+    """Adam step on the variables that have gradients (blocks above the current resolution have none)."""
+    optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+
+
+def _write_png(path, image):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buffer, format="PNG")
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as file:
+        file.write(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def _next_multiple(value, interval):
+    return (int(value) // interval + 1) * interval if interval > 0 else sys.maxsize
+
+
+def _duration(seconds):
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
