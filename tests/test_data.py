@@ -1,0 +1,548 @@
+"""Datasets: image folders, official TFRecords, the emoji set, and the deterministic input pipeline."""
+
+import os
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image, features
+
+from tf_stylegan import data
+from tf_stylegan.data import DataError
+
+
+def _save(path, image, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **kwargs)
+    return path
+
+
+def _solid(rgb, size=(8, 8), mode="RGB"):
+    return Image.new(mode, size, rgb)
+
+
+def _png16(path, array, color_type):
+    """Write a 16-bit PNG by hand (Pillow cannot write 16-bit RGB): color_type 0 gray, 2 RGB."""
+    height, width = array.shape[:2]
+    raw = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def _example(chw):
+    """One record exactly as the official dataset_tool.py writes it."""
+    return tf.train.Example(features=tf.train.Features(feature={
+        "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=chw.shape)),
+        "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[chw.tobytes()]))})).SerializeToString()
+
+
+def _write_level(path, chw_images):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for chw in chw_images:
+            writer.write(_example(np.asarray(chw, np.uint8)))
+
+
+def _reference_levels(images):
+    """Independent box average: float64 block means of the previous unrounded level, then rint."""
+    levels, x = {images.shape[1]: images}, images.astype(np.float64)
+    while x.shape[1] > 4:
+        n, r, _, c = x.shape
+        x = x.reshape(n, r // 2, 2, r // 2, 2, c).mean(axis=(2, 4))  # [N, r/2, 2, r/2, 2, C] -> [N, r/2, r/2, C]
+        levels[r // 2] = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    return levels
+
+
+# ---------------------------------------------------------------------------------------------------
+# Image folders
+
+def test_folder_is_recursive_sorted_and_case_insensitive(tmp_path):
+    colours = {"b.png": (0, 0, 255), "A/z.PNG": (10, 20, 30), "a.WebP": (40, 50, 60), "A/c/d.png": (7, 8, 9)}
+    for name, rgb in colours.items():
+        _save(tmp_path / name, _solid(rgb), **({"lossless": True} if name.endswith("WebP") else {}))
+    (tmp_path / "notes.txt").write_text("not an image")
+    _save(tmp_path / ".hidden.png", _solid((1, 1, 1)))
+    _save(tmp_path / ".thumbs" / "x.png", _solid((2, 2, 2)))
+    ds = data.load_image_folder(tmp_path, 8)
+    assert ds.name == tmp_path.name and ds.resolution == 8 and ds.num_channels == 3 and ds.num_images == 4
+    assert sorted(ds.levels) == [4, 8] and ds.skipped == []
+    expected = [colours[name] for name in ("A/c/d.png", "A/z.PNG", "a.WebP", "b.png")]  # sorted path order
+    np.testing.assert_array_equal(ds.level(8)[:, 3, 5], expected)
+    assert ds.level(4).shape == (4, 4, 4, 3) and ds.level(8).dtype == np.uint8
+
+
+@pytest.mark.skipif(not features.check("webp"), reason="Pillow built without WebP")
+def test_lossless_webp_and_jpeg(tmp_path):
+    rng = np.random.RandomState(0)
+    noise = rng.randint(0, 256, (16, 16, 3), np.uint8)
+    _save(tmp_path / "a.webp", Image.fromarray(noise), lossless=True)
+    _save(tmp_path / "b.jpeg", _solid((200, 100, 50), (16, 16)), quality=95)
+    _save(tmp_path / "c.JPG", _solid((20, 140, 250), (16, 16)), quality=95)
+    ds = data.load_image_folder(tmp_path, 16)
+    np.testing.assert_array_equal(ds.level(16)[0], noise)
+    assert np.abs(ds.level(16)[1].astype(int) - (200, 100, 50)).max() <= 3
+    assert np.abs(ds.level(16)[2].astype(int) - (20, 140, 250)).max() <= 3
+
+
+def test_grayscale_kept_or_replicated_and_rgb_to_luminance(tmp_path):
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
+    _save(tmp_path / "a.png", Image.fromarray(gray, "L"))
+    rgb = np.random.RandomState(1).randint(0, 256, (8, 8, 3), np.uint8)
+    _save(tmp_path / "b.png", Image.fromarray(rgb))
+    one = data.load_image_folder(tmp_path, 8, num_channels=1)
+    three = data.load_image_folder(tmp_path, 8, num_channels=3)
+    assert one.num_channels == 1 and one.level(8).shape == (2, 8, 8, 1) and one.level(4).shape == (2, 4, 4, 1)
+    np.testing.assert_array_equal(one.level(8)[0, ..., 0], gray)
+    np.testing.assert_array_equal(three.level(8)[0], np.repeat(gray[..., None], 3, axis=-1))
+    np.testing.assert_array_equal(three.level(8)[1], rgb)
+    luminance = rgb.astype(np.float64) @ [0.299, 0.587, 0.114]  # ITU-R 601
+    assert np.abs(one.level(8)[1, ..., 0] - luminance).max() <= 1.0
+
+
+BACKGROUND = (10, 200, 30)
+
+
+def test_rgba_and_la_are_composited_on_the_background(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = (250, 0, 100)
+    rgba[:, :4, 3] = 255  # left half opaque
+    rgba[:, 4:6, 3] = 0   # transparent
+    rgba[:, 6:, 3] = 128  # half transparent
+    _save(tmp_path / "a.png", Image.fromarray(rgba, "RGBA"))
+    la = np.zeros((8, 8, 2), np.uint8)
+    la[..., 0], la[:, 4:, 1] = 90, 255  # left half transparent
+    _save(tmp_path / "b.png", Image.fromarray(la, "LA"))
+    images = data.load_image_folder(tmp_path, 8, background=BACKGROUND).level(8)
+    np.testing.assert_array_equal(images[0, 2, 1], (250, 0, 100))
+    np.testing.assert_array_equal(images[0, 2, 5], BACKGROUND)
+    blend = np.rint((np.array([250, 0, 100]) * 128 + np.array(BACKGROUND) * 127) / 255)
+    np.testing.assert_array_equal(images[0, 2, 7], blend)
+    np.testing.assert_array_equal(images[1, 0, 0], BACKGROUND)
+    np.testing.assert_array_equal(images[1, 0, 7], (90, 90, 90))
+
+
+def test_palette_with_and_without_transparency(tmp_path):
+    indices = np.zeros((8, 8), np.uint8)
+    indices[:, 4:] = 1
+    palette = [0, 0, 0, 255, 128, 0] + [0] * 762
+    for name, extra in (("a.png", {"transparency": 0}), ("b.png", {})):
+        image = Image.fromarray(indices, "P")
+        image.putpalette(palette)
+        _save(tmp_path / name, image, **extra)
+    images = data.load_image_folder(tmp_path, 8, background=BACKGROUND).level(8)
+    np.testing.assert_array_equal(images[0, 0, 0], BACKGROUND)  # index 0 is transparent
+    np.testing.assert_array_equal(images[0, 0, 7], (255, 128, 0))
+    np.testing.assert_array_equal(images[1, 0, 0], (0, 0, 0))
+
+
+def test_16_bit_grayscale_and_rgb(tmp_path):
+    levels = np.arange(64, dtype=np.uint16).reshape(8, 8) * 4
+    _save(tmp_path / "a.png", Image.fromarray(levels * 257))  # mode I;16
+    _png16(tmp_path / "b.png", np.repeat((levels * 257)[..., None], 3, axis=-1), color_type=2)
+    assert Image.open(tmp_path / "a.png").mode == "I;16"
+    one = data.load_image_folder(tmp_path, 8, num_channels=1).level(8)[..., 0]
+    np.testing.assert_array_equal(one[0], levels)  # scaled, not clipped at 255
+    np.testing.assert_array_equal(one[1], levels)
+    three = data.load_image_folder(tmp_path, 8).level(8)
+    np.testing.assert_array_equal(three[1], np.repeat(levels[..., None], 3, axis=-1))
+
+
+def test_non_square_is_centre_cropped_or_refused(tmp_path):
+    wide = np.zeros((16, 24, 3), np.uint8)
+    wide[:, :4], wide[:, 4:20], wide[:, 20:] = 255, 77, 255  # centre 16 columns are 77
+    _save(tmp_path / "wide.png", Image.fromarray(wide))
+    ds = data.load_image_folder(tmp_path, 16)
+    np.testing.assert_array_equal(ds.level(16)[0], np.full((16, 16, 3), 77))
+    scaled = data.load_image_folder(tmp_path, 8).level(8)[0]
+    expected = Image.fromarray(wide).crop((4, 0, 20, 16)).resize((8, 8), Image.Resampling.LANCZOS)
+    np.testing.assert_array_equal(scaled, np.asarray(expected))
+    with pytest.raises(DataError, match=r"wide\.png: the image is 24x16, not square"):
+        data.load_image_folder(tmp_path, 16, crop=False)
+
+
+def test_downscale_is_lanczos(tmp_path):
+    noise = np.random.RandomState(2).randint(0, 256, (32, 32, 3), np.uint8)
+    _save(tmp_path / "a.png", Image.fromarray(noise))
+    expected = Image.fromarray(noise).resize((8, 8), Image.Resampling.LANCZOS)
+    np.testing.assert_array_equal(data.load_image_folder(tmp_path, 8).level(8)[0], np.asarray(expected))
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    halves = np.zeros((8, 8, 3), np.uint8)
+    halves[:, :4] = 255  # white left half
+    exif = Image.Exif()
+    exif[0x0112] = 3  # rotate by 180 degrees when shown
+    _save(tmp_path / "a.png", Image.fromarray(halves), exif=exif)
+    np.testing.assert_array_equal(data.load_image_folder(tmp_path, 8).level(8)[0], halves[::-1, ::-1])
+
+
+def test_box_average_levels_match_an_independent_computation(tmp_path):
+    rng = np.random.RandomState(3)
+    images = rng.randint(0, 256, (3, 32, 32, 3), np.uint8)
+    images[0] = rng.randint(0, 2, (32, 32, 3)) * 255  # extremes: many exact .5 averages
+    for i, image in enumerate(images):
+        _save(tmp_path / f"{i}.png", Image.fromarray(image))
+    ds = data.load_image_folder(tmp_path, 32)
+    reference = _reference_levels(images)
+    assert sorted(ds.levels) == sorted(reference) == [4, 8, 16, 32]
+    for r in reference:
+        np.testing.assert_array_equal(ds.level(r), reference[r], err_msg=f"level {r}")
+    # Each level comes from the unrounded level above: averaging the rounded 16x16 level gives other numbers.
+    from_rounded = _reference_levels(reference[16])
+    assert not all(np.array_equal(from_rounded[r], ds.level(r)) for r in (4, 8))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad input
+
+def test_corrupt_and_truncated_files_are_named(tmp_path):
+    (tmp_path / "garbage.png").write_bytes(b"this is not a PNG at all")
+    with pytest.raises(DataError, match=r"garbage\.png: cannot read the image"):
+        data.load_image_folder(tmp_path, 8)
+    (tmp_path / "garbage.png").unlink()
+
+    _save(tmp_path / "good.png", Image.fromarray(np.random.RandomState(4).randint(0, 256, (32, 32, 3), np.uint8)))
+    body = bytearray((tmp_path / "good.png").read_bytes())
+    body[60:80] = b"\x00" * 20  # damage the compressed pixel data
+    (tmp_path / "good.png").write_bytes(bytes(body))
+    with pytest.raises(DataError, match=r"good\.png: cannot read the image"):
+        data.load_image_folder(tmp_path, 8)
+    (tmp_path / "good.png").unlink()
+
+    jpeg = tmp_path / "cut.jpg"
+    _save(jpeg, Image.fromarray(np.random.RandomState(5).randint(0, 256, (64, 64, 3), np.uint8)), quality=90)
+    jpeg.write_bytes(jpeg.read_bytes()[: jpeg.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"cut\.jpg: cannot read the image .*truncated"):
+        data.load_image_folder(tmp_path, 8)
+
+
+def test_empty_folder_and_folder_without_images(tmp_path):
+    with pytest.raises(DataError, match=r"no images found \(the folder is empty\).*\.jpeg, \.jpg, \.png, \.webp"):
+        data.load_image_folder(tmp_path, 8)
+    (tmp_path / "a.gif").write_bytes(b"GIF89a")
+    with pytest.raises(DataError, match=r"no images found \(1 files, none of them an image\); accepted"):
+        data.load_image_folder(tmp_path, 8)
+    with pytest.raises(DataError, match="not a folder"):
+        data.load_image_folder(tmp_path / "missing", 8)
+
+
+def test_too_small_and_bad_resolution(tmp_path):
+    _save(tmp_path / "small.png", _solid((1, 2, 3), (12, 6)))
+    with pytest.raises(DataError, match=r"small\.png: the image is 12x6, smaller than the 8x8 resolution"):
+        data.load_image_folder(tmp_path, 8)
+    for bad in (6, 2, 0, 8.0, True):
+        with pytest.raises(DataError, match="power of two >= 4"):
+            data.load_image_folder(tmp_path, bad)
+
+
+def test_skip_bad_records_skipped_files(tmp_path):
+    for i in range(3):
+        _save(tmp_path / f"good{i}.png", _solid((i, i, i), (16, 16)))
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    _save(tmp_path / "small.png", _solid((9, 9, 9), (4, 4)))
+    with pytest.raises(DataError, match=r"bad\.png"):  # the first bad file in sorted order
+        data.load_image_folder(tmp_path, 8)
+    ds = data.load_image_folder(tmp_path, 8, skip_bad=True)
+    assert ds.num_images == 3 and len(ds.skipped) == 2
+    assert [os.path.basename(path) for path, _ in ds.skipped] == ["bad.png", "small.png"]
+    assert "cannot read" in ds.skipped[0][1] and "4x4, smaller" in ds.skipped[1][1]
+    np.testing.assert_array_equal(ds.level(8)[:, 0, 0, 0], [0, 1, 2])
+    assert ds.level(4).shape == (3, 4, 4, 3)
+    for i in range(3):
+        (tmp_path / f"good{i}.png").unlink()
+    with pytest.raises(DataError, match=r"all 2 images are unusable"):
+        data.load_image_folder(tmp_path, 8, skip_bad=True)
+
+
+def test_memory_limit_suggests_tfrecords(tmp_path, monkeypatch):
+    for i in range(3):
+        _save(tmp_path / f"{i}.png", _solid((i, i, i), (16, 16)))
+    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 3 * (16 * 16 + 8 * 8 + 4 * 4) * 3 - 1)
+    with pytest.raises(DataError, match="tf-stylegan dataset create"):
+        data.load_image_folder(tmp_path, 16)
+    assert data.load_image_folder(tmp_path, 8).num_images == 3
+
+
+# ---------------------------------------------------------------------------------------------------
+# TFRecords
+
+def _random_dataset(n=6, resolution=16, channels=3, seed=6):
+    images = np.random.RandomState(seed).randint(0, 256, (n, resolution, resolution, channels), np.uint8)
+    return data.ImageDataset("toy", resolution, channels, data._box_levels(images))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_write_read_round_trip_and_official_layout(tmp_path, channels):
+    ds = _random_dataset(channels=channels)
+    paths = data.write_tfrecords(ds, tmp_path / "out")
+    assert [os.path.basename(p) for p in paths] == ["toy-r02.tfrecords", "toy-r03.tfrecords", "toy-r04.tfrecords"]
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(os.path.basename(p) for p in paths)
+    order = np.random.RandomState(123).permutation(6)  # dataset_tool.py's shuffled order
+    first = tf.train.Example.FromString(next(iter(tf.data.TFRecordDataset(paths[2]))).numpy())
+    assert sorted(first.features.feature) == ["data", "shape"]
+    assert list(first.features.feature["shape"].int64_list.value) == [channels, 16, 16]
+    chw = np.frombuffer(first.features.feature["data"].bytes_list.value[0], np.uint8).reshape(channels, 16, 16)
+    np.testing.assert_array_equal(chw.transpose(1, 2, 0), ds.level(16)[order[0]])
+    with open(paths[0], "rb") as file:  # uncompressed: a record starts with its length
+        assert struct.unpack("<Q", file.read(8))[0] == len(_example(np.zeros((channels, 4, 4), np.uint8)))
+
+    back = data.read_tfrecords(tmp_path / "out")
+    assert (back.name, back.resolution, back.num_channels, back.num_images) == ("toy", 16, channels, 6)
+    assert all(isinstance(path, str) for path in back.levels.values())
+    for r in (4, 8, 16):
+        np.testing.assert_array_equal(back.level(r), ds.level(r)[order])
+    unshuffled = data.read_tfrecords(os.path.dirname(data.write_tfrecords(ds, tmp_path / "flat", None)[0]))
+    for r in (4, 8, 16):
+        np.testing.assert_array_equal(unshuffled.level(r), ds.level(r))
+
+
+def test_reads_files_written_like_the_official_tool(tmp_path):
+    images = np.random.RandomState(7).randint(0, 256, (5, 3, 8, 8), np.uint8)  # NCHW as dataset_tool
+    for log2, level in ((3, images), (2, None)):
+        x = images.astype(np.float32) if level is None else level
+        if level is None:
+            x = (x[:, :, 0::2, 0::2] + x[:, :, 0::2, 1::2] + x[:, :, 1::2, 0::2] + x[:, :, 1::2, 1::2]) * 0.25
+        _write_level(tmp_path / f"ffhq-r{log2:02d}.tfrecords", np.rint(x).clip(0, 255).astype(np.uint8))
+    (tmp_path / "ffhq-rxx.labels").write_bytes(b"ignored")
+    ds = data.read_tfrecords(tmp_path)
+    assert (ds.name, ds.resolution, ds.num_images) == ("ffhq", 8, 5)
+    np.testing.assert_array_equal(ds.level(8), images.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(ds.level(4), _reference_levels(images.transpose(0, 2, 3, 1))[4])
+
+
+def test_mixed_shapes_in_one_level_name_file_and_record(tmp_path):
+    _write_level(tmp_path / "x-r03.tfrecords", np.zeros((4, 3, 8, 8)))
+    _write_level(tmp_path / "x-r02.tfrecords", [np.zeros((3, 4, 4))] * 2 + [np.zeros((3, 8, 8))] + [np.zeros((3, 4, 4))])
+    with pytest.raises(DataError, match=r"x-r02\.tfrecords: record 2 has shape \[3, 8, 8\], but record 0 has \[3, 4, 4\]"):
+        data.read_tfrecords(tmp_path)
+    # Same byte count, so only reading every record can tell: level() does.
+    _write_level(tmp_path / "x-r02.tfrecords", [np.zeros((3, 4, 4))] + [np.zeros((3, 2, 8))] + [np.zeros((3, 4, 4))] * 2)
+    ds = data.read_tfrecords(tmp_path)
+    with pytest.raises(DataError, match=r"x-r02\.tfrecords: record 1 has shape \[3, 2, 8\]"):
+        ds.level(4)
+
+
+def test_bad_level_layouts(tmp_path):
+    _write_level(tmp_path / "x-r02.tfrecords", np.zeros((2, 3, 4, 4)))
+    _write_level(tmp_path / "x-r03.tfrecords", np.zeros((2, 3, 4, 4)))
+    with pytest.raises(DataError, match=r"x-r03\.tfrecords: record 0 has shape \[3, 4, 4\], but the name -r03 means 8x8"):
+        data.read_tfrecords(tmp_path)
+    (tmp_path / "x-r03.tfrecords").unlink()
+    _write_level(tmp_path / "x-r04.tfrecords", np.zeros((2, 3, 16, 16)))
+    with pytest.raises(DataError, match=r"levels r03 of x are missing"):
+        data.read_tfrecords(tmp_path)
+    _write_level(tmp_path / "x-r03.tfrecords", np.zeros((3, 3, 8, 8)))
+    with pytest.raises(DataError, match=r"x-r03\.tfrecords: holds 3 records, but .*x-r02\.tfrecords holds 2"):
+        data.read_tfrecords(tmp_path)
+    _write_level(tmp_path / "x-r03.tfrecords", np.zeros((2, 1, 8, 8)))
+    with pytest.raises(DataError, match=r"x-r03\.tfrecords: 1 channels, but .*x-r02\.tfrecords has 3"):
+        data.read_tfrecords(tmp_path)
+    _write_level(tmp_path / "x-r03.tfrecords", np.zeros((2, 3, 8, 8)))
+    truncated = tmp_path / "x-r04.tfrecords"
+    truncated.write_bytes(truncated.read_bytes()[:-100])
+    with pytest.raises(DataError, match=r"x-r04\.tfrecords: cannot read the TFRecords"):
+        data.read_tfrecords(tmp_path).level(16)
+
+
+def test_level_memory_limit(tmp_path, monkeypatch):
+    ds = data.read_tfrecords(os.path.dirname(data.write_tfrecords(_random_dataset(), tmp_path)[0]))
+    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 6 * 8 * 8 * 3)
+    assert ds.level(8).shape == (6, 8, 8, 3)
+    with pytest.raises(DataError, match=r"toy-r04\.tfrecords: 6 images of 16x16x3 .* stream it"):
+        ds.level(16)
+
+
+def test_load_dataset_dispatch(tmp_path, emoji_cache):
+    data.write_tfrecords(_random_dataset(), tmp_path / "records")
+    assert data.load_dataset(str(tmp_path / "records")).levels[16].endswith("toy-r04.tfrecords")
+    assert data.load_dataset(tmp_path / "records", 16).resolution == 16
+    with pytest.raises(DataError, match="TFRecords are 16x16, not the requested 32x32"):
+        data.load_dataset(tmp_path / "records", 32)
+    with pytest.raises(DataError, match="apply to image folders only"):
+        data.load_dataset(tmp_path / "records", crop=False)
+    _save(tmp_path / "images" / "a.png", _solid(5, (16, 16), "L"))
+    with pytest.raises(DataError, match="an image folder needs a resolution"):
+        data.load_dataset(tmp_path / "images")
+    gray = data.load_dataset(tmp_path / "images", 8, num_channels=1)
+    assert gray.level(8).shape == (1, 8, 8, 1)
+    with pytest.raises(DataError, match="no such dataset"):
+        data.load_dataset(tmp_path / "nowhere", 8)
+    emoji = data.load_dataset("emoji")
+    assert (emoji.name, emoji.resolution, emoji.num_images) == ("emoji", 64, 4009)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Emoji
+
+@pytest.fixture(scope="module")
+def emoji_cache(tmp_path_factory):
+    """A fresh cache folder, filled by one timed first load."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        start = time.perf_counter()
+        first = data.emoji_dataset()
+        seconds = time.perf_counter() - start
+        yield cache, first, seconds
+
+
+@pytest.fixture
+def emoji_env(emoji_cache, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(emoji_cache[0]))
+    return emoji_cache
+
+
+def test_emoji_dataset(emoji_env):
+    cache, ds, first_seconds = emoji_env
+    assert (ds.name, ds.resolution, ds.num_channels, ds.num_images) == ("emoji", 64, 3, 4009)
+    assert {r: level.shape for r, level in ds.levels.items()} == {r: (4009, r, r, 3) for r in (4, 8, 16, 32, 64)}
+    white_corner = np.all(ds.level(64)[:, 0, 0] == 255, axis=-1)
+    assert white_corner.mean() > 0.9  # transparent corners composited on white
+    assert ds.level(64).std() > 30  # and real content in the middle
+    reference = _reference_levels(ds.level(64)[:500])
+    for r in (4, 8, 16, 32):
+        np.testing.assert_array_equal(ds.level(r)[:500], reference[r])
+    start = time.perf_counter()
+    again = data.emoji_dataset()
+    cached_seconds = time.perf_counter() - start
+    assert cached_seconds < 1.0 < first_seconds or cached_seconds < first_seconds / 3
+    for r in ds.levels:
+        np.testing.assert_array_equal(again.level(r), ds.level(r))
+    print(f"emoji first load {first_seconds:.2f} s, cached {cached_seconds:.3f} s")
+
+
+def test_emoji_corrupt_cache_is_rebuilt(emoji_env):
+    cache, ds, _ = emoji_env
+    (npz,) = (cache / "tf_stylegan").glob("emoji-64-*.npz")
+    npz.write_bytes(npz.read_bytes()[: 1 << 20])  # a truncated write
+    rebuilt = data.emoji_dataset()
+    np.testing.assert_array_equal(rebuilt.level(64), ds.level(64))
+    assert npz.stat().st_size > 1 << 20 and not list(npz.parent.glob("*.tmp"))
+    with pytest.raises(DataError, match="at most 64"):
+        data.emoji_dataset(128)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Input pipeline
+
+N = 10
+
+
+def _labelled_images(n=N, r=4):
+    """uint8 [n, r, r, 1] whose image k holds k*16 + 0..15: every image and every mirror image differ."""
+    return (np.arange(n)[:, None] * r * r + np.arange(r * r)).reshape(n, r, r, 1).astype(np.uint8)
+
+
+def _identify(batches, images):
+    """(image index, mirrored) of every element of a list of batches."""
+    flat = np.concatenate(batches).reshape(-1, images[0].size)
+    plain = {img.tobytes(): (k, False) for k, img in enumerate(images)}
+    mirrored = {img[:, ::-1].tobytes(): (k, True) for k, img in enumerate(images)}
+    return [plain.get(x.tobytes()) or mirrored[x.tobytes()] for x in flat]
+
+
+def _take(dataset, count):
+    return [batch.numpy() for batch in dataset.take(count)]
+
+
+def test_pipeline_same_seed_same_stream_different_seed_different():
+    images = _labelled_images()
+    a = _take(data.real_images_pipeline(images, 4, seed=1), 10)
+    b = _take(data.real_images_pipeline(images, 4, seed=1), 10)
+    c = _take(data.real_images_pipeline(images, 4, seed=2), 10)
+    assert all(x.shape == (4, 4, 4, 1) and x.dtype == np.uint8 for x in a)
+    np.testing.assert_array_equal(np.concatenate(a), np.concatenate(b))
+    assert not np.array_equal(np.concatenate(a), np.concatenate(c))
+
+
+def test_every_epoch_is_a_permutation_and_mirroring_is_half():
+    images = _labelled_images()
+    elements = _identify(_take(data.real_images_pipeline(images, 5, seed=3), 40), images)  # 20 epochs
+    ids = np.array([k for k, _ in elements]).reshape(20, N)
+    for epoch in ids:
+        assert sorted(epoch) == list(range(N))
+    assert len({tuple(epoch) for epoch in ids}) > 15  # a new permutation each epoch
+    flips = np.array([flip for _, flip in elements])
+    assert 0.4 < flips.mean() < 0.6
+    plain = _identify(_take(data.real_images_pipeline(images, 5, seed=3, mirror_augment=False), 40), images)
+    assert [k for k, _ in plain] == list(ids.ravel()) and not any(flip for _, flip in plain)
+    large = np.random.RandomState(0).randint(0, 256, (N, 32, 32, 3), np.uint8)  # mirrored one image at a time
+    assert _identify(_take(data.real_images_pipeline(large, 5, seed=3), 40), large) == elements
+
+
+@pytest.mark.parametrize("start", [3, N - 2, 3 * N, 7 * N + 9])
+def test_start_index_continues_the_stream(start):
+    images = _labelled_images()
+    full = np.concatenate(_take(data.real_images_pipeline(images, 3, seed=4), (start + 15) // 3 + 1))
+    resumed = np.concatenate(_take(data.real_images_pipeline(images, 3, seed=4, start_index=start), 5))
+    np.testing.assert_array_equal(resumed, full[start:start + 15])  # across epoch boundaries, with mirroring
+
+
+def test_start_index_does_not_touch_skipped_images():
+    images = _labelled_images()
+    start = time.perf_counter()
+    far = _take(data.real_images_pipeline(images, 4, seed=5, start_index=10**15 + 3), 1)[0]
+    assert time.perf_counter() - start < 5
+    assert len(_identify([far], images)) == 4
+
+
+def test_stream_does_not_depend_on_batch_size():
+    images = _labelled_images()
+    eights = np.concatenate(_take(data.real_images_pipeline(images, 8, seed=6), 5))
+    fours = np.concatenate(_take(data.real_images_pipeline(images, 4, seed=6), 10))
+    ones = np.concatenate(_take(data.real_images_pipeline(images, 1, seed=6), 40))
+    np.testing.assert_array_equal(eights, fours)
+    np.testing.assert_array_equal(eights, ones)
+
+
+def test_sharding_deals_batches_round_robin():
+    images = _labelled_images()
+    whole = _take(data.real_images_pipeline(images, 2, seed=7, start_index=5), 12)
+    for shard in range(3):
+        part = _take(data.real_images_pipeline(images, 2, seed=7, start_index=5, num_shards=3, shard_index=shard), 4)
+        for j, batch in enumerate(part):
+            np.testing.assert_array_equal(batch, whole[shard + 3 * j])
+    with pytest.raises(ValueError):
+        data.real_images_pipeline(images, 2, seed=7, num_shards=3, shard_index=3)
+    with pytest.raises(DataError, match="uint8 array"):
+        data.real_images_pipeline(images.astype(np.float32), 2, seed=7)
+    with pytest.raises(DataError, match="no such TFRecord file"):
+        data.real_images_pipeline("/nonexistent/x-r02.tfrecords", 2, seed=7)
+
+
+def _tfrecord_level(tmp_path, images):
+    ds = data.ImageDataset("lab", 4, 1, {4: images})
+    return data.write_tfrecords(ds, tmp_path, shuffle_seed=None)[0]
+
+
+def test_tfrecord_path_in_memory_gives_the_array_stream(tmp_path):
+    images = _labelled_images()
+    path = _tfrecord_level(tmp_path, images)
+    from_path = _take(data.real_images_pipeline(path, 4, seed=8, start_index=7), 6)
+    from_array = _take(data.real_images_pipeline(images, 4, seed=8, start_index=7), 6)
+    np.testing.assert_array_equal(np.concatenate(from_path), np.concatenate(from_array))
+
+
+def test_streamed_tfrecords_are_deterministic_and_resumable(tmp_path, monkeypatch):
+    images = _labelled_images(n=12)
+    path = _tfrecord_level(tmp_path, images)
+    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 0)  # force streaming
+    monkeypatch.setattr(data, "SHUFFLE_BUFFER_BYTES", 5 * 16)  # a 5-record buffer
+    stream = lambda **kwargs: _take(data.real_images_pipeline(path, 3, seed=9, **kwargs), 16)
+    a, b = np.concatenate(stream()), np.concatenate(stream())
+    np.testing.assert_array_equal(a, b)
+    elements = _identify([a], images)
+    for epoch in np.array([k for k, _ in elements]).reshape(4, 12):
+        assert sorted(epoch) == list(range(12))
+    assert 0.25 < np.mean([flip for _, flip in elements]) < 0.75
+    np.testing.assert_array_equal(np.concatenate(stream(start_index=14))[:30], a[14:44])
+    shard = _take(data.real_images_pipeline(path, 3, seed=9, num_shards=2, shard_index=1), 8)
+    np.testing.assert_array_equal(np.concatenate(shard), np.concatenate([a[3 * b:3 * b + 3] for b in range(1, 16, 2)]))
