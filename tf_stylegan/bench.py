@@ -1,20 +1,30 @@
-"""``tf-stylegan bench``: generator inference speed against this machine's conv roofline.
+"""``tf-stylegan bench``: speed figures, not tests.
 
-Figures, not a test: images/s of the generator (eager call and ``tf.function``), the
+``bench generator``: images/s of generator inference (eager call and ``tf.function``), the
 GFLOP/s achieved (conv and dense multiply-accumulates x 2, counted from the network's own
 layers), peak memory, and, in the same run, the GFLOP/s of plain 3x3 convolutions as the
 roofline the generator is compared with.
+
+``bench train``: training images/s of the trainer's own step (D update with R1, Gs update,
+G update, style mixing, fresh noise, its input pipeline) in the stable phase of each given
+resolution, inside networks of each given full resolution.
 """
 
+import functools
+import math
 import resource
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from tf_stylegan import data, schedule
+from tf_stylegan.discriminator import Discriminator
 from tf_stylegan.generator import Generator
+from tf_stylegan.losses import LogisticR1
 
 # (channels, size): the plain 3x3 convs, batch 4, whose higher GFLOP/s is the roofline.
 ROOFLINE_CONVS = ((512, 32), (128, 128))
@@ -102,4 +112,59 @@ def run(resolutions=(256, 1024), batch=4, repeats=5, truncation_psi=0.7, print_f
             print_fn(f"{resolution:>10} {m.name:>12} {row['images_per_s']:9.2f} {row['ms_per_batch']:9.0f} "
                      f"{row['gflop_per_image']:10.1f} {m.gflops:8.1f} {100 * row['roofline_fraction']:9.1f}% "
                      f"{peak:13.0f}")
+    return rows
+
+
+def train_speed(resolution, network_resolution, batch=8, repeats=5, r1_gamma=10.0, **network_kwargs):
+    """(seconds per step, peak RSS MiB) of the stable ``resolution`` phase of a ``network_resolution`` run."""
+    rng = np.random.default_rng(0)
+    levels = {2 ** k: rng.integers(0, 256, (16, 2 ** k, 2 ** k, 3), dtype=np.uint8)
+              for k in range(2, int(math.log2(network_resolution)) + 1)}
+    dataset = data.ImageDataset("synthetic", network_resolution, 3, levels)
+    with tempfile.TemporaryDirectory() as run_dir:
+        from tf_stylegan.trainer import Trainer
+
+        trainer = Trainer(
+            run_dir, dataset, generator=functools.partial(Generator, **network_kwargs),
+            discriminator=functools.partial(Discriminator, **_discriminator_kwargs(network_kwargs)),
+            loss=LogisticR1(r1_gamma), strategy=tf.distribute.MirroredStrategy(["/cpu:0"]),
+            print_fn=lambda *args: None)
+        lod = math.log2(network_resolution // resolution)
+        for variable in (trainer.G.lod, trainer.D.lod, trainer.Gs.lod):
+            variable.assign(lod)
+        batches = trainer._real_batches(resolution, batch, 0)
+        step = trainer.train_step(resolution, batch)
+        beta = tf.constant(schedule.gs_beta(batch), tf.float32)
+        counter = iter(range(10 ** 9))
+
+        def run_step():
+            metrics = step(next(batches), tf.constant([0, next(counter)], tf.int64), beta)
+            return metrics["Loss/D"]
+
+        seconds = time_call(run_step, repeats)
+    return seconds, peak_rss_mib()
+
+
+def _discriminator_kwargs(network_kwargs):
+    keys = ("fmap_base", "fmap_decay", "fmap_max")
+    return {key: value for key, value in network_kwargs.items() if key in keys}
+
+
+def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeats=5, r1_gamma=10.0,
+              print_fn=print, **network_kwargs):
+    """Runs the training benchmark, prints the table and returns its rows as dicts."""
+    print_fn(f"tf-stylegan bench train: stable phases, batch {batch}, R1 gamma {r1_gamma} every step, "
+             f"style mixing 0.9, fresh noise; TensorFlow {tf.__version__}")
+    print_fn(f"{'phase':>6} {'network':>8} {'images/s':>9} {'ms/step':>9} {'peak RSS MiB':>13}")
+    rows = []
+    for network_resolution in network_resolutions:
+        for resolution in resolutions:
+            if resolution > network_resolution:
+                continue
+            seconds, peak = train_speed(resolution, network_resolution, batch, repeats, r1_gamma, **network_kwargs)
+            row = dict(resolution=resolution, network_resolution=network_resolution,
+                       images_per_s=batch / seconds, ms_per_step=1000 * seconds, peak_rss_mib=peak)
+            rows.append(row)
+            print_fn(f"{resolution:>5}² {network_resolution:>7}² {row['images_per_s']:9.2f} "
+                     f"{row['ms_per_step']:9.0f} {peak:13.0f}")
     return rows

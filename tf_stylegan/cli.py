@@ -38,14 +38,18 @@ def convert_official(args):
 
 
 def bench(args):
-    """Generator inference images/s and GFLOP/s against the conv roofline."""
+    """Generator inference (images/s, GFLOP/s against the conv roofline) or training images/s."""
     from tf_stylegan import bench as bench_lib
 
-    rows = bench_lib.run(
-        resolutions=args.resolution, batch=args.batch, repeats=args.repeats, truncation_psi=args.psi,
-        fmap_base=args.fmap_base, fmap_max=args.fmap_max, latent_size=args.latent_size,
-        dlatent_size=args.latent_size, mapping_fmaps=args.latent_size,
-    )
+    widths = dict(fmap_base=args.fmap_base, fmap_max=args.fmap_max, latent_size=args.latent_size,
+                  dlatent_size=args.latent_size, mapping_fmaps=args.latent_size)
+    if args.what == "train":
+        rows = bench_lib.run_train(resolutions=args.resolution or [32, 64], batch=args.batch or 8,
+                                   network_resolutions=args.network_resolution, repeats=args.repeats,
+                                   r1_gamma=args.r1_gamma, **widths)
+    else:
+        rows = bench_lib.run(resolutions=args.resolution or [256, 1024], batch=args.batch or 4,
+                             repeats=args.repeats, truncation_psi=args.psi, **widths)
     if args.json:
         with open(args.json, "w") as file:
             json.dump(rows, file, indent=1)
@@ -121,9 +125,14 @@ def build_parser():
     convert.add_argument("--force", action="store_true", help="replace OUT if it exists")
     convert.set_defaults(run=convert_official)
 
-    bench_parser = commands.add_parser("bench", help="benchmark generator inference")
-    bench_parser.add_argument("--resolution", type=int, nargs="+", default=[256, 1024])
-    bench_parser.add_argument("--batch", type=int, default=4)
+    bench_parser = commands.add_parser("bench", help="benchmark generator inference or training")
+    bench_parser.add_argument("what", nargs="?", choices=("generator", "train"), default="generator")
+    bench_parser.add_argument("--resolution", type=int, nargs="+",
+                              help="generator: output resolutions (256 1024); train: phases (32 64)")
+    bench_parser.add_argument("--network-resolution", type=int, nargs="+", default=[1024],
+                              help="train: full resolution of the networks the phases run in")
+    bench_parser.add_argument("--batch", type=int, help="generator: 4; train: 8")
+    bench_parser.add_argument("--r1-gamma", type=float, default=10.0, help="train: R1 weight")
     bench_parser.add_argument("--repeats", type=int, default=5, help="timed calls (median reported)")
     bench_parser.add_argument("--psi", type=float, default=0.7, help="truncation psi")
     bench_parser.add_argument("--fmap-base", type=int, default=8192)

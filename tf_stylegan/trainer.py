@@ -301,7 +301,11 @@ class Trainer:
         """Iterator over distributed uint8 batches of the stream from ``start_index``."""
         if global_batch % self.num_replicas:
             raise ValueError(f"minibatch {global_batch} is not divisible by {self.num_replicas} replicas")
-        images = self.dataset.level(resolution)
+        images = self.dataset.levels[resolution]  # an array, or a TFRecord path
+        if not isinstance(images, np.ndarray):
+            size = self.dataset.num_images * resolution * resolution * self.dataset.num_channels
+            if size <= data_lib.MAX_IN_MEMORY_BYTES:
+                images = self.dataset.level(resolution)  # else streamed from disk by the pipeline
         local = global_batch // self.num_replicas
 
         def dataset_fn(context):
