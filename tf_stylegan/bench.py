@@ -115,8 +115,13 @@ def run(resolutions=(256, 1024), batch=4, repeats=5, truncation_psi=0.7, print_f
     return rows
 
 
-def train_speed(resolution, network_resolution, batch=8, repeats=5, r1_gamma=10.0, **network_kwargs):
-    """(seconds per step, peak RSS MiB) of the stable ``resolution`` phase of a ``network_resolution`` run."""
+def train_speed(resolution, network_resolution, batch=8, repeats=5, r1_gamma=10.0, generator=Generator,
+                discriminator=Discriminator, **network_kwargs):
+    """(seconds per step, peak RSS MiB) of the stable ``resolution`` phase of a ``network_resolution`` run.
+
+    ``generator`` / ``discriminator`` build the networks (e.g. gin-configured factories);
+    ``network_kwargs`` are passed to both (the discriminator takes only the width arguments).
+    """
     rng = np.random.default_rng(0)
     levels = {2 ** k: rng.integers(0, 256, (16, 2 ** k, 2 ** k, 3), dtype=np.uint8)
               for k in range(2, int(math.log2(network_resolution)) + 1)}
@@ -125,8 +130,8 @@ def train_speed(resolution, network_resolution, batch=8, repeats=5, r1_gamma=10.
         from tf_stylegan.trainer import Trainer
 
         trainer = Trainer(
-            run_dir, dataset, generator=functools.partial(Generator, **network_kwargs),
-            discriminator=functools.partial(Discriminator, **_discriminator_kwargs(network_kwargs)),
+            run_dir, dataset, generator=functools.partial(generator, **network_kwargs),
+            discriminator=functools.partial(discriminator, **_discriminator_kwargs(network_kwargs)),
             loss=LogisticR1(r1_gamma), strategy=tf.distribute.MirroredStrategy(["/cpu:0"]),
             print_fn=lambda *args: None)
         lod = math.log2(network_resolution // resolution)
@@ -151,7 +156,7 @@ def _discriminator_kwargs(network_kwargs):
 
 
 def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeats=5, r1_gamma=10.0,
-              print_fn=print, **network_kwargs):
+              print_fn=print, generator=Generator, discriminator=Discriminator, **network_kwargs):
     """Runs the training benchmark, prints the table and returns its rows as dicts."""
     print_fn(f"tf-stylegan bench train: stable phases, batch {batch}, R1 gamma {r1_gamma} every step, "
              f"style mixing 0.9, fresh noise; TensorFlow {tf.__version__}")
@@ -161,7 +166,8 @@ def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeat
         for resolution in resolutions:
             if resolution > network_resolution:
                 continue
-            seconds, peak = train_speed(resolution, network_resolution, batch, repeats, r1_gamma, **network_kwargs)
+            seconds, peak = train_speed(resolution, network_resolution, batch, repeats, r1_gamma, generator,
+                                        discriminator, **network_kwargs)
             row = dict(resolution=resolution, network_resolution=network_resolution,
                        images_per_s=batch / seconds, ms_per_step=1000 * seconds, peak_rss_mib=peak)
             rows.append(row)

@@ -44,9 +44,16 @@ def bench(args):
     widths = dict(fmap_base=args.fmap_base, fmap_max=args.fmap_max, latent_size=args.latent_size,
                   dlatent_size=args.latent_size, mapping_fmaps=args.latent_size)
     if args.what == "train":
+        networks = {}
+        if args.gin_file:  # the networks of a training config: its Generator / Discriminator bindings
+            from tf_stylegan import configurables
+
+            configurables.parse(args.gin_file)
+            networks = dict(generator=configurables.Generator, discriminator=configurables.Discriminator)
+            widths = {}
         rows = bench_lib.run_train(resolutions=args.resolution or [32, 64], batch=args.batch or 8,
                                    network_resolutions=args.network_resolution, repeats=args.repeats,
-                                   r1_gamma=args.r1_gamma, **widths)
+                                   r1_gamma=args.r1_gamma, **networks, **widths)
     else:
         rows = bench_lib.run(resolutions=args.resolution or [256, 1024], batch=args.batch or 4,
                              repeats=args.repeats, truncation_psi=args.psi, **widths)
@@ -133,6 +140,8 @@ def build_parser():
                               help="train: full resolution of the networks the phases run in")
     bench_parser.add_argument("--batch", type=int, help="generator: 4; train: 8")
     bench_parser.add_argument("--r1-gamma", type=float, default=10.0, help="train: R1 weight")
+    bench_parser.add_argument("--gin_file", action="append", default=[],
+                              help="train: take the networks from a training config instead of the width flags")
     bench_parser.add_argument("--repeats", type=int, default=5, help="timed calls (median reported)")
     bench_parser.add_argument("--psi", type=float, default=0.7, help="truncation psi")
     bench_parser.add_argument("--fmap-base", type=int, default=8192)
