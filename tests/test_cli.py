@@ -52,9 +52,10 @@ def test_convert_official_refuses_existing_output_and_bad_input(tmp_path, capsys
     assert "no such file" in capsys.readouterr().err
 
 
-def test_train_says_it_is_not_there_yet(capsys):
-    assert main(["train", "--gin_file", "gin/emoji.gin"]) == 2
-    assert "later release" in capsys.readouterr().err
+def test_train_reports_a_missing_gin_file(tmp_path, capsys):
+    assert main(["train", "--gin_file", str(tmp_path / "missing.gin"), "--run_dir", str(tmp_path / "run")]) == 1
+    assert "missing.gin not found" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_bench_prints_a_table_of_positive_figures(capsys):

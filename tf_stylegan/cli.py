@@ -66,7 +66,6 @@ def bench(args):
 def train(args):
     """Train (or resume) a run configured by gin."""
     from tf_stylegan import configurables
-    from tf_stylegan.data import DataError
     from tf_stylegan.trainer import NonFiniteLossError, TrainingInterrupted
 
     try:
@@ -80,8 +79,11 @@ def train(args):
     except TrainingInterrupted:
         print(f"stopped; resume with: tf-stylegan train --run_dir {args.run_dir} --resume", file=sys.stderr)
         return 130
-    except (NonFiniteLossError, DataError, configurables.RunDirectoryError) as error:
+    except (NonFiniteLossError, ValueError) as error:  # DataError, RunDirectoryError, bad bindings
         return _fail(str(error))
+    except KeyboardInterrupt:
+        print("stopped at once; the previous checkpoint is intact", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -15,6 +15,7 @@ import io
 import os
 import signal
 import sys
+import threading
 import time
 
 import keras
@@ -168,6 +169,7 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._checkpoint_directory(), max_to_keep=max_checkpoints)
         self._steps = {}
+        self._stop_requested = False
         self._grid_latents = np.random.RandomState(self.seed).randn(
             grid_size[0] * grid_size[1], self.G.latent_size).astype(np.float32)
 
@@ -342,21 +344,30 @@ class Trainer:
 
     def train(self):
         """Runs the schedule to ``total_kimg``; returns the last metrics. Checkpoints at every
-        ``checkpoint_kimg``, at the end and on Ctrl-C / SIGTERM."""
+        ``checkpoint_kimg``, at the end, and on Ctrl-C / SIGTERM: the first signal stops at the end
+        of the current group of ``minibatch_repeats`` steps (where an uninterrupted run would also
+        stand), writes a checkpoint and raises TrainingInterrupted; a second one stops at once
+        without writing (the previous checkpoint stays intact)."""
         os.makedirs(self.run_dir, exist_ok=True)
         self.write_network_config()
         writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs")) if self.is_chief else None
-        previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            handlers = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             return self._loop(writer)
-        except KeyboardInterrupt:
-            path = self.save()
-            self.print(f"interrupted at {self.cur_nimg.numpy() / 1000:.3f} kimg; checkpoint written: {path}")
-            raise TrainingInterrupted(path) from None
         finally:
-            signal.signal(signal.SIGTERM, previous_handler)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
             if writer is not None:
                 writer.close()
+
+    def _request_stop(self, signum, frame):
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        self.print(f"{signal.Signals(signum).name}: stopping after the current steps to write a checkpoint "
+                   "(send it again to stop at once without one)")
 
     def _loop(self, writer):
         iterator, iterator_key = None, None
@@ -393,9 +404,12 @@ class Trainer:
             if nimg >= next_snapshot or done:
                 self._write_samples(writer)
                 next_snapshot = _next_multiple(nimg, self.image_snapshot_nimg)
-            if nimg >= next_checkpoint or done:
-                self.save()
+            if nimg >= next_checkpoint or done or self._stop_requested:
+                path = self.save()
                 next_checkpoint = _next_multiple(nimg, self.checkpoint_nimg)
+                if self._stop_requested and not done:
+                    self.print(f"interrupted at {nimg / 1000:.3f} kimg; checkpoint written: {path}")
+                    raise TrainingInterrupted(path)
         return metrics
 
     def _report(self, phase, metrics, speed, mean_speed, writer):
@@ -461,6 +475,3 @@ def _duration(seconds):
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
