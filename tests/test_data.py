@@ -360,6 +360,15 @@ def test_level_memory_limit(tmp_path, monkeypatch):
         ds.level(16)
 
 
+def test_source_holds_what_fits_and_streams_the_rest(tmp_path, monkeypatch):
+    in_memory = _random_dataset()
+    ds = data.read_tfrecords(os.path.dirname(data.write_tfrecords(in_memory, tmp_path, None)[0]))
+    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 6 * 8 * 8 * 3)
+    np.testing.assert_array_equal(ds.source(8), in_memory.level(8))  # fits: read into memory
+    assert ds.source(16) == ds.levels[16] and ds.source(16).endswith("toy-r04.tfrecords")  # streamed
+    assert in_memory.source(16) is in_memory.levels[16]  # arrays are used as they are
+
+
 def test_load_dataset_dispatch(tmp_path, emoji_cache):
     data.write_tfrecords(_random_dataset(), tmp_path / "records")
     assert data.load_dataset(str(tmp_path / "records")).levels[16].endswith("toy-r04.tfrecords")

@@ -137,7 +137,7 @@ def train_speed(resolution, network_resolution, batch=8, repeats=5, r1_gamma=10.
         lod = math.log2(network_resolution // resolution)
         for variable in (trainer.G.lod, trainer.D.lod, trainer.Gs.lod):
             variable.assign(lod)
-        batches = trainer._real_batches(resolution, batch, 0)
+        batches = trainer.real_batches(resolution, batch, 0)
         step = trainer.train_step(resolution, batch)
         beta = tf.constant(schedule.gs_beta(batch), tf.float32)
         counter = iter(range(10 ** 9))

@@ -95,6 +95,17 @@ class ImageDataset:
             self._num_records = _count_records(smallest)
         return self._num_records
 
+    def _fits_in_memory(self, r):
+        return self.num_images * r * r * self.num_channels <= MAX_IN_MEMORY_BYTES
+
+    def source(self, r):
+        """What :func:`real_images_pipeline` should read for resolution ``r``: the uint8 array when it is
+        held or fits in ``MAX_IN_MEMORY_BYTES``, else the TFRecord path (streamed)."""
+        level = self.levels.get(r)
+        if isinstance(level, str) and not self._fits_in_memory(r):
+            return level
+        return self.level(r)
+
     def level(self, r):
         """The uint8 array [N, r, r, C] of resolution ``r``; a TFRecord level is read from disk on every
         call (keep the result), and only if it fits in ``MAX_IN_MEMORY_BYTES``."""
@@ -104,7 +115,7 @@ class ImageDataset:
         if isinstance(level, np.ndarray):
             return level
         num_bytes = self.num_images * r * r * self.num_channels
-        if num_bytes > MAX_IN_MEMORY_BYTES:
+        if not self._fits_in_memory(r):
             raise DataError(f"{level}: {self.num_images} images of {r}x{r}x{self.num_channels} take "
                             f"{_gib(num_bytes)}, more than the {_gib(MAX_IN_MEMORY_BYTES)} held in memory; "
                             "give the path to real_images_pipeline to stream it instead")

@@ -27,6 +27,7 @@ FORMAT = "tf_stylegan.networks"
 VERSION = 1
 CONFIG_FILE = "networks.json"
 WEIGHTS_PREFIX = "weights"
+CHECKPOINT_DIR = "checkpoints"  # a training run directory's checkpoints
 NETWORK_NAMES = ("G", "D", "Gs")
 
 Networks = namedtuple("Networks", NETWORK_NAMES)
@@ -160,5 +161,5 @@ def _weights_prefix(path):
     own = os.path.join(path, WEIGHTS_PREFIX)
     if tf.io.gfile.exists(own + ".index"):
         return own
-    latest = tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
+    latest = tf.train.latest_checkpoint(os.path.join(path, CHECKPOINT_DIR))
     return latest or own

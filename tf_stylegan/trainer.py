@@ -30,7 +30,7 @@ from tf_stylegan.discriminator import Discriminator
 from tf_stylegan.generator import Generator
 from tf_stylegan.losses import LogisticR1
 
-CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_DIR = snapshot.CHECKPOINT_DIR
 
 
 class NonFiniteLossError(RuntimeError):
@@ -213,7 +213,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ the train step
 
-    def _phase(self, nimg):
+    def phase(self, nimg):
+        """The schedule's Phase after ``nimg`` images."""
         return self.schedule(nimg, self.resolution_log2, num_replicas=self.num_replicas)
 
     def _random_inputs(self, seed, global_batch, resolution, replica):
@@ -299,15 +300,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
 
-    def _real_batches(self, resolution, global_batch, start_index):
+    def real_batches(self, resolution, global_batch, start_index):
         """Iterator over distributed uint8 batches of the stream from ``start_index``."""
         if global_batch % self.num_replicas:
             raise ValueError(f"minibatch {global_batch} is not divisible by {self.num_replicas} replicas")
-        images = self.dataset.levels[resolution]  # an array, or a TFRecord path
-        if not isinstance(images, np.ndarray):
-            size = self.dataset.num_images * resolution * resolution * self.dataset.num_channels
-            if size <= data_lib.MAX_IN_MEMORY_BYTES:
-                images = self.dataset.level(resolution)  # else streamed from disk by the pipeline
+        images = self.dataset.source(resolution)
         local = global_batch // self.num_replicas
 
         def dataset_fn(context):
@@ -378,10 +375,10 @@ class Trainer:
         if self.cur_nimg.numpy() == 0:
             self._write_samples(writer)
         while self.cur_nimg.numpy() < self.total_nimg:
-            phase = self._phase(int(self.cur_nimg.numpy()))
+            phase = self.phase(int(self.cur_nimg.numpy()))
             self._set_phase(phase)
             if iterator_key != (phase.resolution, phase.minibatch):
-                iterator = self._real_batches(phase.resolution, phase.minibatch, int(self.cur_nimg.numpy()))
+                iterator = self.real_batches(phase.resolution, phase.minibatch, int(self.cur_nimg.numpy()))
                 iterator_key = (phase.resolution, phase.minibatch)
             step = self.train_step(phase.resolution, phase.minibatch)
             beta = tf.constant(schedule_lib.gs_beta(phase.minibatch, self.G_smoothing_kimg), tf.float32)
