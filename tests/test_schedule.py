@@ -100,12 +100,13 @@ def test_celebahq_learning_rates_are_capped_at_0_002():
 
 
 def test_ffhq_1gpu_values():
+    # Official since 7a18308: the 1-GPU line sets only the minibatches; learning rates as with 8 GPUs.
     p = training_schedule(0, 10, **PRESETS["ffhq_1gpu"])
     assert (p.resolution, p.minibatch, p.G_lrate) == (8, 128, 0.001)
     p = training_schedule(7_800_000, 10, **PRESETS["ffhq_1gpu"])   # 512 stable
-    assert (p.resolution, p.minibatch, p.G_lrate) == (512, 4, 0.001)
-    p = training_schedule(25_000_000, 10, **PRESETS["ffhq_1gpu"])  # 1024: minibatch_base 4, lr 0.0015
-    assert (p.resolution, p.minibatch, p.G_lrate, p.D_lrate) == (1024, 4, 0.0015, 0.0015)
+    assert (p.resolution, p.minibatch, p.G_lrate) == (512, 4, 0.003)
+    p = training_schedule(25_000_000, 10, **PRESETS["ffhq_1gpu"])  # 1024: minibatch_base 4, lr 0.003
+    assert (p.resolution, p.minibatch, p.G_lrate, p.D_lrate) == (1024, 4, 0.003, 0.003)
 
 
 def test_lower_dataset_resolution():
@@ -262,6 +263,161 @@ def test_gin_presets_bind_the_official_schedule(name, gin_file, replicas):
         training_schedule(0, 10, num_replicas=replicas, **PRESETS[name])
     finally:
         gin.clear_config()
+
+
+# ---------------------------------------------------------------- presets against the official train.py
+
+# The spec, hard-coded from the official code: NVlabs/stylegan at its newest commit
+# 1e0d5c781384ef12b50ef20a62fee5d78b38e88f, train.py (last changed by 33ada74; its learning rates by
+# 7a1830884a19c41744eb65feb8aa80c9e8375ab8 "Better learning rate progression for 1-4 GPUs", which moved
+# sched.G_lrate_dict / D_lrate_dict out of the per-GPU-count lines into "Default options", so every GPU
+# count uses {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}), StyleGAN branch ("if 1:"), plus the
+# defaults the presets do not override: training/training_loop.py (training_schedule(), training_loop()),
+# training/loss.py (D_logistic_simplegp, D_wgan_gp) and training/networks_stylegan.py (G_style).
+# Keys are gin selectors; values are what the official run uses, bound in train.py or by default.
+_OFFICIAL_SCHEDULE_DEFAULTS = {  # training_loop.py, training_schedule() keyword defaults
+    "lod_initial_resolution": 4, "lod_training_kimg": 600, "lod_transition_kimg": 600,
+    "minibatch_base": 16, "minibatch_dict": {}, "max_minibatch_per_replica": {},  # max_minibatch_per_gpu
+    "G_lrate_base": 0.001, "G_lrate_dict": {}, "D_lrate_base": 0.001, "D_lrate_dict": {},
+    "lrate_rampup_kimg": 0, "tick_kimg_base": 160,
+    "tick_kimg_dict": {4: 160, 8: 140, 16: 120, 32: 100, 64: 80, 128: 60, 256: 40, 512: 30, 1024: 20},
+}
+_OFFICIAL_COMMON = {
+    # training_loop() defaults (G_smoothing_kimg, minibatch_repeats); '-ffhq' / '-celebahq': mirror_augment
+    "train.G_smoothing_kimg": 10.0, "train.minibatch_repeats": 4, "train.mirror_augment": True,
+    # "Default options": train.total_kimg = 25000
+    "train.total_kimg": 25000,
+    # G_style defaults (config F)
+    "Generator.truncation_psi": 0.7, "Generator.truncation_cutoff": 8, "Generator.style_mixing_prob": 0.9,
+    "Generator.dlatent_avg_beta": 0.995,
+}
+_OFFICIAL_FFHQ_LRATE = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}  # "Default options"
+_OFFICIAL_8GPU = {  # desc += '-8gpu'
+    "minibatch_base": 32, "minibatch_dict": {4: 512, 8: 256, 16: 128, 32: 64, 64: 32}}
+_OFFICIAL_1GPU = {  # #desc += '-1gpu'
+    "minibatch_base": 4, "minibatch_dict": {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8, 512: 4}}
+_OFFICIAL_WGANGP_LRATE = {128: 0.0015, 256: 0.002, 512: 0.002, 1024: 0.002}  # '-wgangp': min(v, 0.002)
+
+
+def _official(gpus, lrate):
+    sched = dict(_OFFICIAL_SCHEDULE_DEFAULTS, lod_initial_resolution=8,  # "Default options"
+                 G_lrate_dict=lrate, D_lrate_dict=lrate, **gpus)
+    return {**_OFFICIAL_COMMON, **{f"training_schedule.{k}": v for k, v in sched.items()}}
+
+
+OFFICIAL_PRESETS = {  # gin file: (official bindings, (loss class, its official arguments))
+    "ffhq_1024_8gpu.gin": (_official(_OFFICIAL_8GPU, _OFFICIAL_FFHQ_LRATE),
+                           ("LogisticR1", {"r1_gamma": 10.0})),  # D_logistic_simplegp(r1_gamma=10.0)
+    "ffhq_1024_1gpu.gin": (_official(_OFFICIAL_1GPU, _OFFICIAL_FFHQ_LRATE),
+                           ("LogisticR1", {"r1_gamma": 10.0})),
+    # '-celebahq' + '-8gpu' + '-wgangp': G_wgan / D_wgan_gp (wgan_lambda=10.0, wgan_epsilon=0.001, wgan_target=1.0)
+    "celebahq_1024_wgangp.gin": (_official(_OFFICIAL_8GPU, _OFFICIAL_WGANGP_LRATE),
+                                 ("WGANGP", {"wgan_lambda": 10.0, "wgan_epsilon": 0.001, "wgan_target": 1.0})),
+}
+
+
+def _parse_preset(gin_file):
+    import pathlib
+
+    import gin
+
+    from tf_stylegan import configurables
+
+    gin.clear_config()
+    configurables.parse([pathlib.Path(__file__).resolve().parents[1] / "gin" / gin_file])
+    return configurables
+
+
+def _bound(selector):
+    """The value a gin selector is bound to, or _UNBOUND."""
+    import gin
+
+    try:
+        return gin.query_parameter(selector)
+    except ValueError:
+        return _UNBOUND
+
+
+_UNBOUND = object()
+
+
+def _defaults(fn):
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _effective(selector, defaults):
+    """The value the run uses: the gin binding, else the project's default (None dicts as the schedule reads them)."""
+    value = _bound(selector)
+    if value is _UNBOUND:
+        value = defaults[selector.split(".", 1)[1]]
+    if value is None and selector.startswith("training_schedule."):  # dict arguments: None = the default dict
+        return schedule.DEFAULT_TICK_KIMG_DICT if selector.endswith(".tick_kimg_dict") else {}
+    return value
+
+
+@pytest.mark.parametrize("gin_file", sorted(OFFICIAL_PRESETS))
+def test_gin_presets_hold_the_official_train_py_values(gin_file):
+    """Every schedule / loss / training-loop binding of each preset equals the official train.py value."""
+    import gin
+
+    from tf_stylegan import generator, losses
+
+    official, (loss_name, loss_args) = OFFICIAL_PRESETS[gin_file]
+    try:
+        configurables = _parse_preset(gin_file)
+        defaults = {"train": _defaults(configurables.train), "training_schedule": _defaults(schedule.training_schedule),
+                    "Generator": _defaults(generator.Generator.__init__)}
+        # The table covers every argument of the schedule (a new one must be added to the spec).
+        schedule_args = set(_defaults(schedule.training_schedule)) - {"num_replicas"}
+        assert {k.split(".", 1)[1] for k in official if k.startswith("training_schedule.")} == schedule_args
+        for selector, value in official.items():
+            actual = _effective(selector, defaults[selector.split(".", 1)[0]])
+            assert actual == value and type(actual) in (type(value), int, float), (gin_file, selector, actual, value)
+        # The loss: the configurable bound to train.loss (default LogisticR1) and all its arguments.
+        loss = _bound("train.loss")
+        assert (loss_name if loss is _UNBOUND else loss.configurable.name) == loss_name, gin_file
+        loss_defaults = _defaults(getattr(losses, loss_name).__init__)
+        assert set(loss_defaults) == set(loss_args), (gin_file, loss_name)
+        for arg, value in loss_args.items():
+            assert _effective(f"{loss_name}.{arg}", loss_defaults) == value, (gin_file, loss_name, arg)
+    finally:
+        gin.clear_config()
+
+
+@pytest.mark.parametrize("gin_file, replicas, expected", [
+    # resolution: (minibatch, G lrate = D lrate), official train.py @ 1e0d5c7 (7a18308 learning rates)
+    ("ffhq_1024_1gpu.gin", 1, {8: (128, 0.001), 16: (128, 0.001), 32: (64, 0.001), 64: (32, 0.001),
+                               128: (16, 0.0015), 256: (8, 0.002), 512: (4, 0.003), 1024: (4, 0.003)}),
+    ("ffhq_1024_8gpu.gin", 8, {8: (256, 0.001), 16: (128, 0.001), 32: (64, 0.001), 64: (32, 0.001),
+                               128: (32, 0.0015), 256: (32, 0.002), 512: (32, 0.003), 1024: (32, 0.003)}),
+    ("celebahq_1024_wgangp.gin", 8, {8: (256, 0.001), 16: (128, 0.001), 32: (64, 0.001), 64: (32, 0.001),
+                                     128: (32, 0.0015), 256: (32, 0.002), 512: (32, 0.002), 1024: (32, 0.002)}),
+])
+def test_gin_preset_schedules_give_the_official_learning_rates(gin_file, replicas, expected):
+    """The gin-configured training_schedule, at each stable resolution of a 1024x1024 run."""
+    import gin
+
+    try:
+        configurables = _parse_preset(gin_file)
+        got = {}
+        for k in range(8):  # 100 kimg into the stable part of phase k: resolution 2**(3 + k)
+            p = configurables.training_schedule(1_200_000 * k + 100_000, 10, num_replicas=replicas)
+            assert p.fade == 0.0
+            got[p.resolution] = (p.minibatch, p.G_lrate)
+            assert p.D_lrate == p.G_lrate, (gin_file, p)
+        assert got == expected
+    finally:
+        gin.clear_config()
+
+
+def test_official_1gpu_learning_rates_are_those_of_8gpu():
+    # 7a18308: one learning-rate progression for every GPU count; only the minibatches depend on it.
+    assert OFFICIAL_PRESETS["ffhq_1024_1gpu.gin"][0]["training_schedule.G_lrate_dict"] == \
+        OFFICIAL_PRESETS["ffhq_1024_8gpu.gin"][0]["training_schedule.G_lrate_dict"] == \
+        {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
 
 
 def test_phase_is_frozen():
