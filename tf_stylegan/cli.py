@@ -72,7 +72,7 @@ def bench(args):
 def train(args):
     """Train (or resume) a run configured by gin."""
     from tf_stylegan import configurables
-    from tf_stylegan.trainer import NonFiniteLossError, TrainingInterrupted
+    from tf_stylegan.trainer import CheckpointError, NonFiniteLossError, TrainingInterrupted
 
     try:
         configurables.parse(args.gin_file, args.gin_param, args.run_dir, args.resume)
@@ -85,7 +85,7 @@ def train(args):
     except TrainingInterrupted:
         print(f"stopped; resume with: tf-stylegan train --run_dir {args.run_dir} --resume", file=sys.stderr)
         return 130
-    except (NonFiniteLossError, ValueError) as error:  # DataError, RunDirectoryError, bad bindings
+    except (NonFiniteLossError, CheckpointError, ValueError) as error:  # DataError, RunDirectoryError, bindings
         return _fail(str(error))
     except KeyboardInterrupt:
         print("stopped at once; the previous checkpoint is intact", file=sys.stderr)

@@ -75,6 +75,7 @@ def train(
     tick_kimg=None,
     metrics=(),  # e.g. [@FID()] (FID.num_images = 50000, FID.inception_weights = 'imagenet' or a path)
     metrics_kimg=None,  # metrics interval in kimg (None: at the end only)
+    max_skipped_steps=10,  # stop after this many consecutive steps with non-finite gradients (updates skipped)
     resume=False,  # True: the latest checkpoint in run_dir; or a checkpoint path
     strategy=None,
     print_fn=print,
@@ -94,7 +95,7 @@ def train(
         schedule=training_schedule, total_kimg=total_kimg, seed=seed, mirror_augment=mirror_augment,
         G_smoothing_kimg=G_smoothing_kimg, minibatch_repeats=minibatch_repeats, checkpoint_kimg=checkpoint_kimg,
         image_snapshot_kimg=image_snapshot_kimg, tick_kimg=tick_kimg, metrics=metrics, metrics_kimg=metrics_kimg,
-        strategy=strategy, print_fn=print_fn,
+        max_skipped_steps=max_skipped_steps, strategy=strategy, print_fn=print_fn,
     )
     if resume:
         restored = trainer.restore(None if resume is True else resume)

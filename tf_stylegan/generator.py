@@ -110,14 +110,16 @@ class Generator(keras.layers.Layer):
             None if self.seed is None else self.seed + 7919, name="mixing_seed")
 
     def call(self, z, training=False, truncation_psi=None, truncation_cutoff=None, randomize_noise=True,
-             return_dlatents=False, resolution=None, noise=None, mixing_latents=None, mixing_cutoff=None):
+             return_dlatents=False, resolution=None, noise=None, mixing_latents=None, mixing_cutoff=None,
+             style_mixing=True):
         """Maps z and synthesises images.
 
         Inference (``training=False``): truncation with ``truncation_psi`` / ``truncation_cutoff``
         (defaults from the constructor; psi 1 disables). Training: ``w_avg`` is updated and
         style mixing applied with probability ``style_mixing_prob``; no truncation. A trainer
         that draws its own randomness passes ``mixing_latents`` (the second z) and
-        ``mixing_cutoff`` (the crossover layer; ``num_layers`` for no mixing) and ``noise``.
+        ``mixing_cutoff`` (the crossover layer; ``num_layers`` for no mixing) and ``noise``;
+        ``style_mixing=False`` turns the regularization off (the official reference iterations).
         ``resolution`` and ``noise``: see :meth:`SynthesisNetwork.call`.
         Returns images, or (images, dlatents) with ``return_dlatents``.
         """
@@ -126,7 +128,7 @@ class Generator(keras.layers.Layer):
             self.update_w_avg(dlatents)
             if mixing_latents is not None:
                 dlatents = self.mix(dlatents, self.mapping(mixing_latents), mixing_cutoff)
-            else:
+            elif style_mixing:
                 dlatents = self.style_mixing_regularization(z, dlatents)
         else:
             dlatents = self.truncate(dlatents, truncation_psi, truncation_cutoff)

@@ -18,6 +18,13 @@ Call ``discriminator_loss`` inside the trainer's ``tf.GradientTape`` over the
 discriminator's variables: the input gradient is taken with an inner tape, so the outer tape
 records it and the penalty's gradient with respect to the weights (a second-order gradient)
 reaches the optimizer.
+
+**Penalties during progressive growing.** At a level of resolution r below the full resolution R
+the official loop nearest-upscales the r×r images to R×R before D (``process_reals``), and both
+penalties are gradients with respect to that R×R tensor. D's first step at such a level is a 2×2
+box downscale (repeated), so d(D)/d(upscaled) is d(D)/d(r×r images) spread over f² = (R/r)² pixels
+at 1/f² each: its squared norm is the r×r one divided by f². The losses take the r×r images and
+``upscale_factor`` f, and use the cheapest exact form: the r×r input gradient divided by f.
 """
 
 import keras
@@ -102,14 +109,26 @@ def wgan_gradient_penalty(mixed_grads, target=1.0):
     return ops.square(ops.sqrt(_sum_squares_per_sample(mixed_grads)) - target)
 
 
-def _scores_and_input_grads(discriminator, images):
-    """``(D(images), d(sum(D(images))) / d(images))`` through an inner tape on the images only."""
+def _scores_and_input_grads(discriminator, images, upscale_factor=1):
+    """``(D(images), d(sum(D(images))) / d(upscaled images))`` through an inner tape on the images
+    only: the gradient with respect to the images nearest-upscaled by ``upscale_factor`` (the
+    official full-resolution tensor), whose norm is the r×r gradient's divided by the factor."""
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(images)
         scores = discriminator(images)
         total = ops.sum(_fp32(scores))
     grads = tape.gradient(total, images, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    if upscale_factor != 1:
+        grads = grads * (1.0 / upscale_factor)
     return scores, grads
+
+
+def _check_upscale_factor(upscale_factor):
+    factor = int(upscale_factor)
+    if factor != upscale_factor or factor < 1 or factor & (factor - 1):
+        raise ValueError(f"upscale_factor={upscale_factor}: must be a power of two >= 1 (full resolution / "
+                         "the level's resolution)")
+    return factor
 
 
 def _as_float_tensor(images):
@@ -129,25 +148,30 @@ class LogisticR1:
     G: ``softplus(-D(G(z)))``. Official ``D_logistic_simplegp`` with ``r2_gamma = 0``.
     """
 
+    needs_mixing_factors = False
+
     def __init__(self, r1_gamma=10.0):  # r1_gamma: R1 weight gamma (10 for FFHQ); 0 skips the penalty
         if r1_gamma < 0:
             raise ValueError(f"r1_gamma={r1_gamma}: must be >= 0")
         self.r1_gamma = float(r1_gamma)
 
-    def discriminator_loss(self, discriminator, reals, fakes, mixing_factors=None):
+    def discriminator_loss(self, discriminator, reals, fakes, mixing_factors=None, upscale_factor=1):
         """Per-sample D loss [N] and metrics.
 
         Args:
           discriminator: callable images [N, H, W, C] -> scores [N, 1].
           reals, fakes: float image batches of the same shape.
           mixing_factors: ignored (accepted so that the trainer can call either loss alike).
+          upscale_factor: full resolution / the images' resolution; R1 is taken with respect to
+            the images nearest-upscaled by it, as official during progressive growing.
         Returns:
           ``(loss [N], {"D/real": scores, "D/fake": scores, "D/r1": unscaled R1 penalty})``, all [N].
         """
         del mixing_factors
+        upscale_factor = _check_upscale_factor(upscale_factor)
         reals = _as_float_tensor(reals)
         if self.r1_gamma != 0.0:
-            real_scores, real_grads = _scores_and_input_grads(discriminator, reals)
+            real_scores, real_grads = _scores_and_input_grads(discriminator, reals, upscale_factor)
             real_scores = _per_sample(real_scores)
             r1 = r1_penalty(real_grads)
         else:
@@ -180,6 +204,8 @@ class WGANGP:
     ``D_wgan_gp`` and ``G_wgan``.
     """
 
+    needs_mixing_factors = True
+
     def __init__(self,
                  wgan_lambda=10.0,    # weight of the gradient penalty
                  wgan_epsilon=0.001,  # weight of the drift term epsilon * D(x)^2
@@ -192,7 +218,7 @@ class WGANGP:
         self.wgan_epsilon = float(wgan_epsilon)
         self.wgan_target = float(wgan_target)
 
-    def discriminator_loss(self, discriminator, reals, fakes, mixing_factors):
+    def discriminator_loss(self, discriminator, reals, fakes, mixing_factors, upscale_factor=1):
         """Per-sample D loss [N] and metrics.
 
         Args:
@@ -200,24 +226,27 @@ class WGANGP:
           reals, fakes: float image batches of the same shape.
           mixing_factors: [N, 1, 1, 1] uniform in [0, 1), drawn by the trainer; the penalty is
             taken at ``reals + (fakes - reals) * mixing_factors``.
+          upscale_factor: full resolution / the images' resolution; the gradient norm is taken
+            with respect to the mixed images nearest-upscaled by it, as official during growth.
         Returns:
-          ``(loss [N], {"D/real", "D/fake": scores, "D/grad_norm": ||dD/dx_hat||,
+          ``(loss [N], {"D/real", "D/fake", "D/mixed": scores, "D/grad_norm": ||dD/dx_hat||,
           "D/gp": unscaled penalty, "D/drift": D(x)^2})``, all [N].
         """
         if mixing_factors is None:
             raise ValueError("WGANGP needs mixing_factors: draw tf.random.uniform([N, 1, 1, 1]) in the trainer.")
+        upscale_factor = _check_upscale_factor(upscale_factor)
         reals = _as_float_tensor(reals)
         fakes = _as_float_tensor(fakes)
         real_scores = _per_sample(discriminator(reals))
         fake_scores = _per_sample(discriminator(fakes))
         mixed = lerp(ops.cast(reals, fakes.dtype), fakes, ops.cast(mixing_factors, fakes.dtype))
-        _, mixed_grads = _scores_and_input_grads(discriminator, mixed)
+        mixed_scores, mixed_grads = _scores_and_input_grads(discriminator, mixed, upscale_factor)
         grad_norm = ops.sqrt(_sum_squares_per_sample(mixed_grads))
         gp = wgan_gradient_penalty(mixed_grads, self.wgan_target)
         loss = discriminator_wgan(real_scores, fake_scores, self.wgan_epsilon)
         loss = loss + gp * (self.wgan_lambda / self.wgan_target ** 2)
-        return loss, {"D/real": real_scores, "D/fake": fake_scores, "D/grad_norm": grad_norm, "D/gp": gp,
-                      "D/drift": ops.square(real_scores)}
+        return loss, {"D/real": real_scores, "D/fake": fake_scores, "D/mixed": _per_sample(mixed_scores),
+                      "D/grad_norm": grad_norm, "D/gp": gp, "D/drift": ops.square(real_scores)}
 
     def generator_loss(self, fake_scores):
         """Per-sample G loss [N] from D's scores on the generated images."""

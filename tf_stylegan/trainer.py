@@ -1,19 +1,22 @@
 """The StyleGAN trainer: progressive growing, style mixing, R1 / WGAN-GP, the moving-average
 generator, exact resume, logs.
 
-One ``tf.function`` step per resolution runs through ``strategy.run``: a D update, the
-moving-average update of Gs, a G update. ``lod``, the learning rates and Gs's beta are
-variables or tensors, so a step traces once per resolution; at resolution r only the
-network blocks up to r run. All randomness of a step (latents, noise, style mixing, WGAN-GP
-mixing factors) is drawn statelessly from (seed, step) for the *global* batch and sliced
-per replica, so a run's result does not depend on the number of replicas and a resumed run
-repeats exactly what an uninterrupted one would have done.
+One ``tf.function`` step per resolution (:mod:`tf_stylegan.step`) runs through
+``strategy.run``: a D update, the moving-average update of Gs, a G update. ``lod``, the learning
+rates and Gs's beta are variables or tensors, so a step traces once per resolution; at resolution
+r only the network blocks up to r run. All randomness of a step is drawn statelessly per sample
+from (seed, step, sample index), so a run's result does not depend on the number of replicas and a
+resumed run repeats exactly what an uninterrupted one would have done. Updates with non-finite
+gradients are skipped and counted; checkpoints of non-finite weights are never written, and
+``restore`` falls back past damaged checkpoints.
 """
 
+import glob
 import hashlib
 import io
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -30,12 +33,19 @@ from tf_stylegan import snapshot
 from tf_stylegan.discriminator import Discriminator
 from tf_stylegan.generator import Generator
 from tf_stylegan.losses import LogisticR1
+from tf_stylegan import step as step_lib
+from tf_stylegan.step import TrainStep
 
 CHECKPOINT_DIR = snapshot.CHECKPOINT_DIR
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite: training stopped, the last checkpoint is intact."""
+    """Updates were skipped for non-finite gradients too many steps in a row, or the weights became
+    non-finite: training stopped, the last checkpoint is intact."""
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint to resume from reads completely."""
 
 
 class TrainingInterrupted(Exception):
@@ -48,19 +58,6 @@ def default_strategy():
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.MirroredStrategy()
-
-
-def to_network_range(images):
-    """uint8 [0, 255] -> float32 [-1, 1] (the official drange_data -> drange_net)."""
-    return tf.cast(images, tf.float32) * (2.0 / 255.0) - 1.0
-
-
-def fade_reals(images, fade):
-    """Blend real images with their 2x2 box-averaged copy by ``fade``, as official ``process_reals``."""
-    _, height, width, channels = images.shape
-    coarse = tf.nn.avg_pool2d(images, 2, 2, "VALID")  # [N, H/2, W/2, C]
-    coarse = tf.repeat(tf.repeat(coarse, 2, axis=1), 2, axis=2)
-    return images + (coarse - images) * fade
 
 
 def images_to_uint8(images):
@@ -122,6 +119,7 @@ class Trainer:
         grid_size=(8, 4),  # columns, rows of the sample grid
         metrics=(),  # metrics.FID / metrics.PPL instances, evaluated on Gs
         metrics_kimg=None,  # metrics interval (None: at the end only)
+        max_skipped_steps=10,  # stop after this many consecutive steps with an update skipped (non-finite gradients)
         strategy=None,
         print_fn=print,
     ):
@@ -141,12 +139,16 @@ class Trainer:
         self.grid_size = grid_size
         self.metrics = list(metrics)
         self.metrics_nimg = None if metrics_kimg is None else int(metrics_kimg * 1000)
+        if int(max_skipped_steps) < 1:
+            raise ValueError(f"max_skipped_steps={max_skipped_steps}: must be >= 1")
+        self.max_skipped_steps = int(max_skipped_steps)
+        self.skipped_updates = {"D": 0, "G": 0}  # updates skipped for non-finite gradients in this session
+        self._consecutive_skips = 0
         self._Gs_inference = None
         self.print = print_fn
         self.strategy = strategy or default_strategy()
         self.num_replicas = self.strategy.num_replicas_in_sync
         self.resolution_log2 = int(np.log2(dataset.resolution))
-        self.trace_counts = {}  # resolution -> number of traces of its train step
 
         keras.utils.set_random_seed(self.seed)  # the same initial weights on every worker and every run
         with self.strategy.scope():
@@ -166,6 +168,9 @@ class Trainer:
             self.prev_lod = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="prev_lod")
         for target, source in zip(self.Gs.variables, self.G.variables):
             target.assign(source)  # Gs starts as a copy of G, as official
+        checked = [v for network in (self.G, self.D, self.Gs, self.G_opt, self.D_opt) for v in network.variables
+                   if v.dtype in ("float32", "float16", "bfloat16")]
+        self._weights_finite = tf.function(lambda: step_lib.all_finite([tf.convert_to_tensor(v) for v in checked]))
 
         self.checkpoint = tf.train.Checkpoint(
             G=snapshot.variable_tree(self.G), D=snapshot.variable_tree(self.D), Gs=snapshot.variable_tree(self.Gs),
@@ -202,15 +207,41 @@ class Trainer:
         return os.path.join(self.run_dir, f".worker{self.strategy.cluster_resolver.task_id}-checkpoints")
 
     def restore(self, path=None):
-        """Restores everything from ``path`` or the run's latest checkpoint; returns the path or None."""
-        path = path or tf.train.latest_checkpoint(os.path.join(self.run_dir, CHECKPOINT_DIR))
-        if path is None:
-            return None
-        self.checkpoint.read(path).assert_existing_objects_matched()
-        return path
+        """Restores everything from ``path``, or from the run's newest checkpoint that reads completely;
+        returns the path, or None when the run has no checkpoint.
+
+        A damaged checkpoint (a truncated or missing file, a checksum mismatch) is skipped with a
+        message naming it and the reason, and the next older one is tried; CheckpointError when
+        ``path`` or every checkpoint of the run is damaged. Nothing is assigned from a damaged one.
+        """
+        if path is not None:
+            problem = checkpoint_problem(path)
+            if problem:
+                raise CheckpointError(f"checkpoint {path} cannot be read: {problem}")
+            candidates = [path]
+        else:
+            candidates = checkpoint_prefixes(os.path.join(self.run_dir, CHECKPOINT_DIR))
+            if not candidates:
+                return None
+        skipped = []
+        for candidate in candidates:
+            problem = checkpoint_problem(candidate)
+            if problem is None:
+                self.checkpoint.read(candidate).assert_existing_objects_matched()
+                return candidate
+            self.print(f"skipping damaged checkpoint {candidate}: {problem}")
+            skipped.append(f"{os.path.basename(candidate)} ({problem})")
+        raise CheckpointError(f"no checkpoint in {os.path.dirname(candidates[0])} reads completely: "
+                              f"{'; '.join(skipped)}. Start a new run, or restore the files from a copy.")
 
     def save(self):
-        """Writes a checkpoint (atomically: the index only names complete checkpoints)."""
+        """Writes a checkpoint (atomically: the index only names complete checkpoints); refuses
+        non-finite weights or optimizer state (NonFiniteLossError), keeping the previous checkpoints."""
+        if not bool(self._weights_finite()):
+            raise NonFiniteLossError(
+                f"the weights or optimizer state became non-finite at {self.cur_nimg.numpy() / 1000:.3f} kimg: "
+                f"no checkpoint written; the last one in {self._checkpoint_directory()} is intact. Resume from "
+                "it with a lower learning rate or a larger R1 gamma.")
         path = self.manager.save(checkpoint_number=int(self.cur_nimg.numpy()))
         if not self.is_chief:
             tf.io.gfile.rmtree(self._checkpoint_directory())
@@ -228,65 +259,7 @@ class Trainer:
         """The schedule's Phase after ``nimg`` images."""
         return self.schedule(nimg, self.resolution_log2, num_replicas=self.num_replicas)
 
-    def _random_inputs(self, seed, global_batch, resolution, replica):
-        """This replica's slice of every random input of one step, drawn for the global batch.
-
-        ``seed`` is [run seed, step]; each input has its own stream (salt) within the step.
-        """
-        local = global_batch // self.num_replicas
-        start = replica * local
-
-        def key(salt):
-            return tf.stack([seed[0] * 4096 + salt, seed[1]])
-
-        def normal(shape, salt):
-            return tf.random.stateless_normal([global_batch, *shape], key(salt))[start:start + local]
-
-        def uniform(shape, salt):
-            return tf.random.stateless_uniform(shape, key(salt))
-
-        sizes = self.G.synthesis.noise_sizes(resolution)
-        latent = self.G.latent_size
-        inputs = {}
-        for prefix, salt in (("d", 0), ("g", 100)):
-            inputs[prefix] = dict(
-                z=normal([latent], salt + 1),
-                mixing_latents=normal([latent], salt + 2),
-                mixing_cutoff=self.G.mixing_crossover(uniform([], salt + 3), uniform([], salt + 4)),
-                noise=[normal([size, size, 1], salt + 10 + i) for i, size in enumerate(sizes)],
-            )
-        inputs["mixing_factors"] = uniform([global_batch, 1, 1, 1], 50)[start:start + local]
-        return inputs
-
-    def _generate(self, randomness, resolution):
-        style = {} if self.G.style_mixing_prob <= 0 else dict(
-            mixing_latents=randomness["mixing_latents"], mixing_cutoff=randomness["mixing_cutoff"])
-        return self.G(randomness["z"], training=True, resolution=resolution, noise=randomness["noise"], **style)
-
-    def _replica_step(self, reals, seed, global_batch, resolution):
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        randomness = self._random_inputs(seed, global_batch, resolution, replica)
-        lod = tf.cast(self.G.lod, tf.float32)
-        reals = fade_reals(to_network_range(reals), lod - tf.floor(lod))
-
-        fakes = tf.stop_gradient(self._generate(randomness["d"], resolution))
-        with tf.GradientTape() as tape:
-            d_losses, d_metrics = self.loss.discriminator_loss(self.D, reals, fakes, randomness["mixing_factors"])
-            d_loss = tf.reduce_sum(d_losses) / global_batch
-        _apply(self.D_opt, tape.gradient(d_loss, self.D.trainable_variables), self.D.trainable_variables)
-        metrics = {"Loss/D": d_loss}
-        metrics.update({name: tf.reduce_sum(value) / global_batch for name, value in d_metrics.items()})
-        return metrics, randomness["g"]
-
-    def _replica_g_step(self, randomness, global_batch, resolution):
-        with tf.GradientTape() as tape:
-            fakes = self._generate(randomness, resolution)
-            g_losses = self.loss.generator_loss(self.D(fakes))
-            g_loss = tf.reduce_sum(g_losses) / global_batch
-        _apply(self.G_opt, tape.gradient(g_loss, self.G.trainable_variables), self.G.trainable_variables)
-        return {"Loss/G": g_loss}
-
-    def _update_gs(self, beta):
+    def update_gs(self, beta):
         """Gs trainables <- lerp(G, Gs, beta); Gs float state <- G's (cross-replica context)."""
         for source, target in zip(self.G.trainable_variables, self.Gs.trainable_variables):
             target.assign(source + (target - source) * beta)
@@ -294,20 +267,22 @@ class Trainer:
             target.assign(source)
 
     def train_step(self, resolution, global_batch):
-        """The distributed step for ``resolution``: (reals, seed [2] int64, Gs beta) -> metrics."""
+        """The distributed :class:`~tf_stylegan.step.TrainStep` of ``resolution`` and ``global_batch``:
+        ``step(reals, seed [2] int64, Gs beta) -> metrics``."""
         key = (resolution, global_batch)
         if key not in self._steps:
-            def step(reals, seed, beta):
-                self.trace_counts[resolution] = self.trace_counts.get(resolution, 0) + 1
-                d_metrics, g_randomness = self.strategy.run(
-                    self._replica_step, args=(reals, seed, global_batch, resolution))
-                self._update_gs(beta)  # from G before its update, as the official Gs op runs with the D op
-                g_metrics = self.strategy.run(self._replica_g_step, args=(g_randomness, global_batch, resolution))
-                metrics = {**d_metrics, **g_metrics}
-                return {name: self.strategy.reduce("SUM", value, axis=None) for name, value in metrics.items()}
-
-            self._steps[key] = tf.function(step)
+            if global_batch % self.num_replicas:
+                raise ValueError(f"minibatch {global_batch} is not divisible by {self.num_replicas} replicas")
+            self._steps[key] = TrainStep(self, resolution, global_batch)
         return self._steps[key]
+
+    @property
+    def trace_counts(self):
+        """resolution -> number of traces of its train steps."""
+        counts = {}
+        for (resolution, _), step in self._steps.items():
+            counts[resolution] = counts.get(resolution, 0) + step.traces
+        return counts
 
     # ------------------------------------------------------------------ data
 
@@ -341,17 +316,25 @@ class Trainer:
         self.G_opt.learning_rate = phase.G_lrate
         self.D_opt.learning_rate = phase.D_lrate
 
-    def _check_finite(self, metrics):
-        for name, value in metrics.items():
-            if not np.isfinite(value):
-                raise NonFiniteLossError(
-                    f"{name} became {value} at {self.cur_nimg.numpy() / 1000:.3f} kimg (step "
-                    f"{self.step_count.numpy()}): training stopped. The last checkpoint in "
-                    f"{self._checkpoint_directory()} is intact; resume from it with a lower learning rate "
-                    "or a larger R1 gamma.")
+    def _count_skips(self, metrics):
+        """Counts the step's updates skipped for non-finite gradients; raises NonFiniteLossError after
+        ``max_skipped_steps`` consecutive steps with a skipped update."""
+        skipped = [name for name in ("D", "G") if metrics.pop(f"Train/{name}_skipped") > 0]
+        for name in skipped:
+            self.skipped_updates[name] += 1
+        self._consecutive_skips = self._consecutive_skips + 1 if skipped else 0
+        if self._consecutive_skips >= self.max_skipped_steps:
+            losses = ", ".join(f"{name} {value:.4g}" for name, value in sorted(metrics.items()))
+            raise NonFiniteLossError(
+                f"{self._consecutive_skips} steps in a row had non-finite gradients ({'/'.join(skipped)} update "
+                f"skipped; {losses}) at {self.cur_nimg.numpy() / 1000:.3f} kimg (step {self.step_count.numpy()}): "
+                f"training stopped. The last checkpoint in {self._checkpoint_directory()} is intact; resume from "
+                "it with a lower learning rate or a larger R1 gamma, or check the data for NaN / Inf.")
 
-    def train(self):
-        """Runs the schedule to ``total_kimg``; returns the last metrics. Checkpoints at every
+    def train(self, max_seconds=None):
+        """Runs the schedule to ``total_kimg`` (or, with ``max_seconds``, until the first group of steps
+        that ends past that wall time: a checkpoint is written and training returns normally, as for
+        a time-budgeted benchmark); returns the last metrics. Checkpoints at every
         ``checkpoint_kimg``, at the end, and on Ctrl-C / SIGTERM: the first signal stops at the end
         of the current group of ``minibatch_repeats`` steps (where an uninterrupted run would also
         stand), writes a checkpoint and raises TrainingInterrupted; a second one stops at once
@@ -363,7 +346,7 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             handlers = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            return self._loop(writer)
+            return self._loop(writer, max_seconds)
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
@@ -377,7 +360,7 @@ class Trainer:
         self.print(f"{signal.Signals(signum).name}: stopping after the current steps to write a checkpoint "
                    "(send it again to stop at once without one)")
 
-    def _loop(self, writer):
+    def _loop(self, writer, max_seconds=None):
         iterator, iterator_key = None, None
         next_checkpoint = _next_multiple(self.cur_nimg.numpy(), self.checkpoint_nimg)
         next_snapshot = _next_multiple(self.cur_nimg.numpy(), self.image_snapshot_nimg)
@@ -397,14 +380,14 @@ class Trainer:
             for _ in range(self.minibatch_repeats):
                 seed = tf.constant([self.seed, int(self.step_count.numpy())], tf.int64)
                 step_metrics = {name: float(value) for name, value in step(next(iterator), seed, beta).items()}
-                self._check_finite(step_metrics)
+                self._count_skips(step_metrics)
                 self.cur_nimg.assign_add(phase.minibatch)
                 self.step_count.assign_add(1)
                 if self.cur_nimg.numpy() >= self.total_nimg:
                     break
             nimg = int(self.cur_nimg.numpy())
             tick_nimg = int((self.tick_kimg or phase.tick_kimg) * 1000)
-            done = nimg >= self.total_nimg
+            done = nimg >= self.total_nimg or (max_seconds is not None and time.time() - start_time >= max_seconds)
             if nimg - tick_start_nimg >= tick_nimg or done:
                 now = time.time()
                 speed = (nimg - tick_start_nimg) / max(now - tick_start_time, 1e-9)
@@ -423,14 +406,18 @@ class Trainer:
             if self.metrics and ((next_metrics is not None and nimg >= next_metrics) or done):
                 self.evaluate_metrics(writer)
                 next_metrics = _next_multiple(nimg, self.metrics_nimg) if self.metrics_nimg else None
+            if done:
+                break
         return step_metrics
 
     def _report(self, phase, metrics, speed, mean_speed, writer):
         nimg = int(self.cur_nimg.numpy())
         remaining = (self.total_nimg - nimg) / max(mean_speed, 1e-9)
         losses = "  ".join(f"{name.split('/')[-1]} {value:7.4f}" for name, value in sorted(metrics.items()))
+        skipped = sum(self.skipped_updates.values())
+        skipped = f"  skipped D {self.skipped_updates['D']} G {self.skipped_updates['G']}" if skipped else ""
         self.print(f"kimg {nimg / 1000:9.3f}/{self.total_nimg / 1000:g}  {phase.resolution:>4}px  "
-                   f"fade {phase.fade:4.2f}  lod {phase.lod:5.3f}  {speed:7.2f} img/s  {losses}  "
+                   f"fade {phase.fade:4.2f}  lod {phase.lod:5.3f}  {speed:7.2f} img/s  {losses}{skipped}  "
                    f"ETA {_duration(remaining)}")
         if writer is None:
             return
@@ -440,7 +427,8 @@ class Trainer:
             for name, value in (("Progress/kimg", nimg / 1000), ("Progress/lod", phase.lod),
                                 ("Progress/resolution", phase.resolution), ("Progress/fade", phase.fade),
                                 ("Speed/images_per_s", speed), ("LearningRate/G", phase.G_lrate),
-                                ("LearningRate/D", phase.D_lrate)):
+                                ("LearningRate/D", phase.D_lrate), ("Train/skipped_D", self.skipped_updates["D"]),
+                                ("Train/skipped_G", self.skipped_updates["G"])):
                 logs.scalar(name, value)
 
     def evaluate_metrics(self, writer=None):
@@ -487,9 +475,30 @@ class Trainer:
                 logs.image("Samples/Gs", grid)
 
 
-def _apply(optimizer, gradients, variables):
-    """Adam step on the variables that have gradients (blocks above the current resolution have none)."""
-    optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+def checkpoint_prefixes(folder):
+    """The checkpoint prefixes in ``folder`` (``ckpt-N``, whether their files are complete or not),
+    newest first."""
+    numbers = set()
+    for path in glob.glob(os.path.join(glob.escape(folder), "ckpt-*")):
+        match = re.fullmatch(r"ckpt-(\d+)\.(index|data-\d+-of-\d+)", os.path.basename(path))
+        if match:
+            numbers.add(int(match.group(1)))
+    return [os.path.join(folder, f"ckpt-{number}") for number in sorted(numbers, reverse=True)]
+
+
+def checkpoint_problem(prefix):
+    """Why the checkpoint ``prefix`` cannot be restored (a missing or truncated file, a checksum
+    mismatch), or None when every saved tensor reads completely."""
+    if not os.path.isfile(f"{prefix}.index"):
+        return f"{os.path.basename(prefix)}.index is missing"
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as error:  # the reader raises OpError, IndexError, ... on damaged files
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return f"{type(error).__name__}: {message}"[:300]
+    return None
 
 
 def _write_png(path, image):

@@ -1,0 +1,232 @@
+"""One StyleGAN training iteration, in the official order: the moving average of Gs and the D step
+(with R1 or WGAN-GP), then the G step (NVlabs/stylegan ``training_loop.py``, ``loss.py``).
+
+At a level of progressive growing the step works at the level's resolution r, not at the full
+resolution R: the official loop upscales r×r reals to R×R before D (``process_reals``) and G emits
+r×r content upscaled to R×R, while here G and D run only their blocks up to r, which computes the
+same scores. The gradient penalties are taken as the official ones, with respect to the R×R tensor
+(see ``LogisticR1.discriminator_loss``'s ``upscale_factor``).
+
+Every random input of a step is drawn statelessly per sample, from (run seed, step, index of the
+sample in the global minibatch): each replica draws only its own samples, and the result does not
+depend on the number of replicas.
+
+An update whose gradients are not all finite is skipped, as the official optimizer's ``tf.cond``
+does: the variables and the Adam state stay as they were, and the step reports it.
+"""
+
+import tensorflow as tf
+
+# Salts of the independent random streams of one step.
+_D_SALT, _G_SALT, _MIXING_FACTORS_SALT = 0, 100, 50
+_MAX_GLOBAL_BATCH = 2 ** 20  # sample keys are step * _MAX_GLOBAL_BATCH + index
+
+
+def to_network_range(images):
+    """uint8 [0, 255] -> float32 [-1, 1] (the official drange_data -> drange_net)."""
+    return tf.cast(images, tf.float32) * (2.0 / 255.0) - 1.0
+
+
+def fade_reals(images, fade):
+    """Blend real images with their 2x2 box-averaged copy by ``fade``, as official ``process_reals``."""
+    coarse = tf.nn.avg_pool2d(images, 2, 2, "VALID")  # [N, H/2, W/2, C]
+    coarse = tf.repeat(tf.repeat(coarse, 2, axis=1), 2, axis=2)  # [N, H, W, C]
+    return images + (coarse - images) * fade
+
+
+def process_reals(images, lod):
+    """uint8 reals [N, r, r, C] of the current level -> float [-1, 1], faded by ``lod - floor(lod)``."""
+    lod = tf.cast(lod, tf.float32)
+    return fade_reals(to_network_range(images), lod - tf.floor(lod))
+
+
+def discriminator_loss(loss, discriminator, reals, fakes, mixing_factors, lod, full_resolution):
+    """The D loss of one replica's samples, as the train step takes it: ``(per-sample loss [N], metrics)``.
+
+    ``reals``: uint8 [N, r, r, C] of the level; ``fakes``: G's images [N, r, r, C]; the penalties are
+    those of the official R×R tensors (``upscale_factor`` = R / r).
+    """
+    reals = process_reals(reals, lod)
+    upscale_factor = full_resolution // int(reals.shape[1])
+    return loss.discriminator_loss(discriminator, reals, fakes, mixing_factors, upscale_factor=upscale_factor)
+
+
+def generate(generator, inputs, resolution):
+    """G's training call on explicit inputs: ``z``, optional ``noise`` (else the stored noise maps),
+    optional ``mixing_latents`` + ``mixing_cutoff`` (else no style mixing)."""
+    mixing = dict(style_mixing=False)
+    if "mixing_latents" in inputs:
+        mixing = dict(mixing_latents=inputs["mixing_latents"], mixing_cutoff=inputs["mixing_cutoff"])
+    return generator(inputs["z"], training=True, resolution=resolution, noise=inputs.get("noise"),
+                     randomize_noise="noise" in inputs, **mixing)
+
+
+def draw_inputs(generator, seed, global_batch, first, count, resolution, with_mixing_factors=True):
+    """Random inputs of samples ``first .. first + count - 1`` of a step's global minibatch.
+
+    ``seed`` is [run seed, step] (int64). Sample j's draws use the key (run seed, salt, step, j), so
+    any slice of the minibatch equals the same slice of the whole. Returns ``{"d": inputs of the D
+    pass, "g": of the G pass, "mixing_factors": [count, 1, 1, 1]}``; the style-mixing crossover is
+    one per pass and step (as official, one per minibatch), the same on every replica.
+    """
+    latent = generator.latent_size
+    sizes = generator.synthesis.noise_sizes(resolution)
+    mixing = generator.style_mixing_prob > 0
+
+    def key(salt, sample=None):
+        position = seed[1] * _MAX_GLOBAL_BATCH + (0 if sample is None else sample)
+        return tf.stack([seed[0] * 4096 + salt, position])
+
+    # One sample's draws: name -> (shape, salt, distribution).
+    streams = {}
+    for prefix, salt in (("d", _D_SALT), ("g", _G_SALT)):
+        streams[prefix + "z"] = ([latent], salt + 1, tf.random.stateless_normal)
+        if mixing:
+            streams[prefix + "mixing_latents"] = ([latent], salt + 2, tf.random.stateless_normal)
+        for i, size in enumerate(sizes):
+            streams[f"{prefix}noise{i}"] = ([size, size, 1], salt + 10 + i, tf.random.stateless_normal)
+    if with_mixing_factors:
+        streams["mixing_factors"] = ([1, 1, 1], _MIXING_FACTORS_SALT, tf.random.stateless_uniform)
+
+    def one_sample(index):
+        return {name: draw(shape, key(salt, index)) for name, (shape, salt, draw) in streams.items()}
+
+    indices = tf.range(first, first + count, dtype=tf.int64)
+    signature = {name: tf.TensorSpec(shape, tf.float32) for name, (shape, _, _) in streams.items()}
+    draws = tf.map_fn(one_sample, indices, fn_output_signature=signature)  # each [count, *shape]
+
+    inputs = {}
+    for prefix, salt in (("d", _D_SALT), ("g", _G_SALT)):
+        inputs[prefix] = {"z": draws[prefix + "z"], "noise": [draws[f"{prefix}noise{i}"] for i in range(len(sizes))]}
+        if mixing:
+            coin = tf.random.stateless_uniform([], key(salt + 3))
+            uniform = tf.random.stateless_uniform([], key(salt + 4))
+            inputs[prefix].update(mixing_latents=draws[prefix + "mixing_latents"],
+                                  mixing_cutoff=generator.mixing_crossover(coin, uniform))
+    if with_mixing_factors:
+        inputs["mixing_factors"] = draws["mixing_factors"]
+    return inputs
+
+
+def all_finite(tensors):
+    """Scalar bool: every element of every tensor is finite."""
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+
+
+def apply_if_finite(optimizer, gradients, variables):
+    """In a replica context: the optimizer's update if every replica's gradients are finite, else
+    nothing (variables and Adam state untouched, as the official optimizer's ``tf.cond``).
+    Returns 1.0 if the update was skipped, else 0.0 (the same on every replica)."""
+    pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]  # blocks above r have none
+    context = tf.distribute.get_replica_context()
+    nonfinite_replicas = context.all_reduce("SUM", 1.0 - tf.cast(all_finite([g for g, _ in pairs]), tf.float32))
+    skipped = tf.minimum(nonfinite_replicas, 1.0)
+
+    def skip():
+        return tf.constant(True)
+
+    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+        def apply():
+            optimizer.apply_gradients(pairs)
+            return tf.constant(False)
+
+        tf.cond(skipped > 0, skip, apply)
+        return skipped
+
+    def in_cross_replica(strategy, skipped, pairs):
+        # A cond in the replica context cannot hold the optimizer's merge_call: branch here, then
+        # apply per replica. Every replica holds the same all-reduced flag.
+        def apply():
+            strategy.extended.call_for_each_replica(optimizer.apply_gradients, args=(pairs,))
+            return tf.constant(False)
+
+        tf.cond(strategy.experimental_local_results(skipped)[0] > 0, skip, apply)
+
+    context.merge_call(in_cross_replica, args=(skipped, pairs))
+    return skipped
+
+
+class TrainStep:
+    """The distributed iteration of one resolution and global minibatch:
+    ``step(reals, seed, beta) -> metrics``, traced once.
+
+    ``reals`` is this replica's uint8 batch at the level's resolution (a distributed value), ``seed``
+    [2] int64 = (run seed, step), ``beta`` Gs's moving-average coefficient. Metrics are the losses
+    (means over the global minibatch) and ``Train/D_skipped``, ``Train/G_skipped`` (1 when that
+    update was skipped for non-finite gradients).
+    """
+
+    def __init__(self, trainer, resolution, global_batch):
+        self.trainer = trainer
+        self.resolution = int(resolution)
+        self.global_batch = int(global_batch)
+        self.traces = 0
+        self._function = tf.function(self._step)
+        self._given_function = tf.function(self._step_on_inputs)
+
+    def __call__(self, reals, seed, beta):
+        return self._function(reals, seed, beta)
+
+    def on_inputs(self, reals, d_latents, g_latents, beta):
+        """The same iteration on given inputs, on one replica: reals uint8 [N, r, r, C], the latents
+        of the D and G losses [N, latent]; the stored noise maps and no style mixing (the official
+        reference iterations' setting)."""
+        return self._given_function(reals, d_latents, g_latents, beta)
+
+    # ------------------------------------------------------------------ replica functions
+
+    def _d_step(self, reals, inputs):
+        t = self.trainer
+        fakes = tf.stop_gradient(generate(t.G, inputs["d"], self.resolution))
+        with tf.GradientTape() as tape:
+            losses, metrics = discriminator_loss(t.loss, t.D, reals, fakes, inputs.get("mixing_factors"),
+                                                 t.D.lod, t.dataset.resolution)
+            loss = tf.reduce_sum(losses) / self.global_batch
+        skipped = apply_if_finite(t.D_opt, tape.gradient(loss, t.D.trainable_variables), t.D.trainable_variables)
+        metrics = {name: tf.reduce_sum(value) / self.global_batch for name, value in metrics.items()}
+        return {"Loss/D": loss, **metrics}, skipped
+
+    def _g_step(self, inputs):
+        t = self.trainer
+        with tf.GradientTape() as tape:
+            fakes = generate(t.G, inputs["g"], self.resolution)
+            loss = tf.reduce_sum(t.loss.generator_loss(t.D(fakes))) / self.global_batch
+        skipped = apply_if_finite(t.G_opt, tape.gradient(loss, t.G.trainable_variables), t.G.trainable_variables)
+        return {"Loss/G": loss}, skipped
+
+    def _replica_inputs(self, seed):
+        t = self.trainer
+        local = self.global_batch // t.num_replicas
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        return draw_inputs(t.G, seed, self.global_batch, replica * local, local, self.resolution,
+                           with_mixing_factors=t.loss.needs_mixing_factors)
+
+    # ------------------------------------------------------------------ the iteration
+
+    def _iteration(self, reals, inputs, beta):
+        """Gs average and D step, then G step (cross-replica context); ``inputs`` per replica.
+
+        The official loop runs the Gs average in the same ``session.run`` as the D step; it reads
+        G's ``w_avg`` before the D pass updates it (the reference iterations match only so), and
+        G's weights, which the D step does not change: the average comes first here.
+        """
+        t, strategy = self.trainer, self.trainer.strategy
+        t.update_gs(beta)
+        d_metrics, d_skipped = strategy.run(self._d_step, args=(reals, inputs))
+        g_metrics, g_skipped = strategy.run(self._g_step, args=(inputs,))
+        metrics = {name: strategy.reduce("SUM", value, axis=None) for name, value in {**d_metrics, **g_metrics}.items()}
+        metrics["Train/D_skipped"] = strategy.reduce("MEAN", d_skipped, axis=None)  # the same on every replica
+        metrics["Train/G_skipped"] = strategy.reduce("MEAN", g_skipped, axis=None)
+        return metrics
+
+    def _step(self, reals, seed, beta):
+        self.traces += 1
+        inputs = self.trainer.strategy.run(self._replica_inputs, args=(seed,))
+        return self._iteration(reals, inputs, beta)
+
+    def _step_on_inputs(self, reals, d_latents, g_latents, beta):
+        if self.trainer.loss.needs_mixing_factors:
+            raise ValueError("on_inputs runs the R1 loss only (WGAN-GP needs mixing factors)")
+        inputs = {"d": {"z": d_latents}, "g": {"z": g_latents}}
+        return self._iteration(reals, inputs, beta)
+
