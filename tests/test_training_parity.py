@@ -179,8 +179,8 @@ def test_each_replicas_slice_of_the_step_inputs_equals_the_same_slice_of_the_who
                   fmap_base=32, fmap_max=8, style_mixing_prob=0.9)
     G.build()
     seed = tf.constant([5, 11], tf.int64)
-    whole = step.draw_inputs(G, seed, 8, 0, 8, 16)
-    part = step.draw_inputs(G, seed, 8, 3, 3, 16)
+    whole = step.draw_inputs(G, seed, 0, 8, 16)
+    part = step.draw_inputs(G, seed, 3, 3, 16)
     for name in ("d", "g"):
         np.testing.assert_array_equal(part[name]["z"], whole[name]["z"][3:6])
         np.testing.assert_array_equal(part[name]["mixing_latents"], whole[name]["mixing_latents"][3:6])
@@ -191,6 +191,6 @@ def test_each_replicas_slice_of_the_step_inputs_equals_the_same_slice_of_the_who
     np.testing.assert_array_equal(part["mixing_factors"], whole["mixing_factors"][3:6])
     # Independent streams: D and G latents differ, and another step draws other values.
     assert not np.allclose(whole["d"]["z"], whole["g"]["z"])
-    other = step.draw_inputs(G, tf.constant([5, 12], tf.int64), 8, 0, 8, 16)
+    other = step.draw_inputs(G, tf.constant([5, 12], tf.int64), 0, 8, 16)
     assert not np.allclose(other["d"]["z"], whole["d"]["z"])
     assert np.all((whole["mixing_factors"] >= 0) & (whole["mixing_factors"] < 1))

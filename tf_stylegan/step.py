@@ -61,11 +61,11 @@ def generate(generator, inputs, resolution):
                      randomize_noise="noise" in inputs, **mixing)
 
 
-def draw_inputs(generator, seed, global_batch, first, count, resolution, with_mixing_factors=True):
+def draw_inputs(generator, seed, first, count, resolution, with_mixing_factors=True):
     """Random inputs of samples ``first .. first + count - 1`` of a step's global minibatch.
 
     ``seed`` is [run seed, step] (int64). Sample j's draws use the key (run seed, salt, step, j), so
-    any slice of the minibatch equals the same slice of the whole. Returns ``{"d": inputs of the D
+    any slice of the minibatch equals the same slice of the whole (j < 2**20). Returns ``{"d": inputs of the D
     pass, "g": of the G pass, "mixing_factors": [count, 1, 1, 1]}``; the style-mixing crossover is
     one per pass and step (as official, one per minibatch), the same on every replica.
     """
@@ -198,7 +198,7 @@ class TrainStep:
         t = self.trainer
         local = self.global_batch // t.num_replicas
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
-        return draw_inputs(t.G, seed, self.global_batch, replica * local, local, self.resolution,
+        return draw_inputs(t.G, seed, replica * local, local, self.resolution,
                            with_mixing_factors=t.loss.needs_mixing_factors)
 
     # ------------------------------------------------------------------ the iteration
