@@ -1,6 +1,7 @@
 """Datasets: image folders, official TFRecords, the emoji set, and the deterministic input pipeline."""
 
 import os
+import pathlib
 import struct
 import time
 import zlib
@@ -540,18 +541,121 @@ def test_tfrecord_path_in_memory_gives_the_array_stream(tmp_path):
     np.testing.assert_array_equal(np.concatenate(from_path), np.concatenate(from_array))
 
 
-def test_streamed_tfrecords_are_deterministic_and_resumable(tmp_path, monkeypatch):
+def _stream(source, count, batch_size=3, **kwargs):
+    """The first ``count`` batches of the pipeline, concatenated."""
+    return np.concatenate(_take(data.real_images_pipeline(source, batch_size, **kwargs), count))
+
+
+def _distinct_images(n, seed=0):
+    """uint8 [n, 8, 8, 1] of noise: all images and their mirror images differ (with certainty here)."""
+    images = np.random.RandomState(seed).randint(0, 256, (n, 8, 8, 1), np.uint8)
+    assert len({x.tobytes() for x in np.concatenate([images, images[:, :, ::-1]])}) == 2 * n
+    return images
+
+
+def _write_records(path, images, extra_bytes=None):
+    """images [N, r, r, C] as official records, record k with an extra feature of extra_bytes(k) bytes."""
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for k, image in enumerate(images):
+            example = tf.train.Example.FromString(_example(np.ascontiguousarray(image.transpose(2, 0, 1))))
+            if extra_bytes is not None:
+                example.features.feature["label"].bytes_list.value.append(b"x" * extra_bytes(k))
+            writer.write(example.SerializeToString())
+    return str(path)
+
+
+@pytest.fixture
+def streamed(monkeypatch):
+    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 0)  # every TFRecord level is streamed
+
+
+def test_streamed_level_is_the_in_memory_stream(tmp_path, streamed):
     images = _labelled_images(n=12)
     path = _tfrecord_level(tmp_path, images)
-    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 0)  # force streaming
-    monkeypatch.setattr(data, "SHUFFLE_BUFFER_BYTES", 5 * 16)  # a 5-record buffer
-    stream = lambda **kwargs: _take(data.real_images_pipeline(path, 3, seed=9, **kwargs), 16)
-    a, b = np.concatenate(stream()), np.concatenate(stream())
-    np.testing.assert_array_equal(a, b)
-    elements = _identify([a], images)
+    for start in (0, 14, 5 * 12 + 7):
+        for mirror in (True, False):
+            np.testing.assert_array_equal(_stream(path, 20, seed=9, start_index=start, mirror_augment=mirror),
+                                          _stream(images, 20, seed=9, start_index=start, mirror_augment=mirror))
+    elements = _identify([_stream(path, 16, seed=9)], images)  # 4 epochs
     for epoch in np.array([k for k, _ in elements]).reshape(4, 12):
         assert sorted(epoch) == list(range(12))
     assert 0.25 < np.mean([flip for _, flip in elements]) < 0.75
-    np.testing.assert_array_equal(np.concatenate(stream(start_index=14))[:30], a[14:44])
-    shard = _take(data.real_images_pipeline(path, 3, seed=9, num_shards=2, shard_index=1), 8)
-    np.testing.assert_array_equal(np.concatenate(shard), np.concatenate([a[3 * b:3 * b + 3] for b in range(1, 16, 2)]))
+    resumed = _stream(path, 10, seed=9, start_index=14)
+    np.testing.assert_array_equal(resumed, _stream(path, 16, seed=9)[14:44])
+
+
+def test_streamed_order_depends_on_the_seed_only(tmp_path, streamed):
+    images = _distinct_images(50)
+    path = _write_records(tmp_path / "x-r03.tfrecords", images)
+    tf.random.set_seed(1)
+    a = _stream(path, 40, batch_size=5, seed=3)
+    tf.random.set_seed(2)
+    b = _stream(path, 40, batch_size=5, seed=3)
+    c = _stream(path, 40, batch_size=5, seed=4)
+    np.testing.assert_array_equal(a, b)
+    ids = lambda x: [k for k, _ in _identify([x], images)]
+    assert ids(a) != ids(c)
+    for epoch in np.array(ids(c)).reshape(4, 50):
+        assert sorted(epoch) == list(range(50))
+
+
+def _bytes_read():
+    """Bytes this process has read with read() and pread() so far (Linux), or None."""
+    try:
+        with open("/proc/self/io") as io:
+            return next(int(line.split()[1]) for line in io if line.startswith("rchar:"))
+    except OSError:
+        return None
+
+
+def test_streamed_resume_at_a_million_images_reads_no_skipped_record(tmp_path, streamed):
+    n, start = 1999, 10**6  # 10**6 = 500 * 1999 + 500: mid-epoch
+    images = _distinct_images(n)
+    path = _write_records(tmp_path / "x-r03.tfrecords", images)
+    began, bytes_before = time.perf_counter(), _bytes_read()
+    resumed = data.real_images_pipeline(path, 8, seed=11, start_index=start)
+    first = next(iter(resumed)).numpy()
+    seconds, bytes_after = time.perf_counter() - began, _bytes_read()
+    print(f"first batch at {start} images shown: {seconds:.3f} s")
+    assert seconds < 20
+    if bytes_before is not None:  # reading the 10**6 skipped records means reading the file 500 times
+        assert bytes_after - bytes_before < 50 * os.path.getsize(path)  # the old code read it 505 times
+    resumed = np.concatenate([first] + _take(resumed.skip(1), 249))  # 2000 elements, into epoch 501
+    earlier = _stream(path, 255, batch_size=8, seed=11, start_index=start - 37)
+    np.testing.assert_array_equal(resumed, earlier[37:37 + 2000])
+    np.testing.assert_array_equal(resumed, _stream(images, 250, batch_size=8, seed=11, start_index=start))
+    epoch_500 = [k for k, _ in _identify([_stream(path, 250, batch_size=8, seed=11, start_index=500 * n)], images)]
+    assert sorted(epoch_500[:n]) == list(range(n))
+
+
+def test_streamed_shards_make_up_the_stream(tmp_path, streamed):
+    images = _distinct_images(100)
+    path = _write_records(tmp_path / "x-r03.tfrecords", images)
+    start = 10**6 + 5
+    whole = _take(data.real_images_pipeline(path, 4, seed=12, start_index=start), 30)
+    for shard in range(3):
+        part = _take(data.real_images_pipeline(path, 4, seed=12, start_index=start, num_shards=3,
+                                               shard_index=shard), 10)
+        for j, batch in enumerate(part):
+            np.testing.assert_array_equal(batch, whole[shard + 3 * j])
+
+
+def test_streamed_records_of_unequal_size(tmp_path, streamed):
+    images = _distinct_images(30)
+    path = _write_records(tmp_path / "x-r03.tfrecords", images, extra_bytes=lambda k: k % 4)
+    stream = lambda source: _stream(source, 30, seed=13, start_index=7)
+    np.testing.assert_array_equal(stream(path), stream(images))
+    data.write_tfrecords(data.ImageDataset("y", 8, 1, {4: images[:, ::2, ::2], 8: images}), tmp_path, None)
+    uniform = str(tmp_path / "y-r03.tfrecords")  # records of one size, found in O(1)
+    assert data._RecordFile(uniform).offsets is None and data._RecordFile(path).offsets is not None
+    np.testing.assert_array_equal(stream(uniform), stream(path))
+
+    pipeline = data.real_images_pipeline(uniform, 3, seed=13)
+    _write_records(uniform, images, extra_bytes=lambda k: 5)  # the file changes under the pipeline
+    with pytest.raises(tf.errors.DataLossError, match="corrupted record"):
+        _take(pipeline, 1)
+    for file in (path, uniform):
+        body = pathlib.Path(file).read_bytes()
+        pathlib.Path(file).write_bytes(body[:-50])
+        with pytest.raises(DataError, match=r"[xy]-r03\.tfrecords: cannot read the TFRecords \(record 29 .* truncated"):
+            data.real_images_pipeline(file, 3, seed=13)

@@ -17,6 +17,7 @@ import importlib.util
 import os
 import pathlib
 import re
+import struct
 import tempfile
 import warnings
 import zipfile
@@ -27,7 +28,6 @@ from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".webp")
 MAX_IN_MEMORY_BYTES = 4 << 30          # datasets (or TFRecord levels) held in memory at most
-SHUFFLE_BUFFER_BYTES = 1 << 30         # shuffle buffer of a streamed TFRecord level
 EMOJI_CACHE_VERSION = 1                # bump when the emoji preprocessing changes
 _LEVEL_FILE = re.compile(r"^(?P<name>.+)-r(?P<log2>\d\d)\.tfrecords$")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -544,9 +544,8 @@ def _seed_pair(seed, counter):
     return tf.stack([tf.constant(seed, tf.int64), tf.cast(counter, tf.int64)])
 
 
-def _in_memory_batches(images, batch_size, seed, start_index):
-    """Batches of (image indices [B], mirror flags [B]) of the epoch-permutation stream."""
-    n = len(images)
+def _permuted_batches(n, batch_size, seed, start_index):
+    """Batches of (image indices [B], mirror flags [B]) of the epoch-permutation stream over n images."""
     first_epoch, first_offset = divmod(start_index, n)
 
     def epoch(e):
@@ -559,18 +558,90 @@ def _in_memory_batches(images, batch_size, seed, start_index):
     return tf.data.Dataset.counter(first_epoch).flat_map(epoch).batch(batch_size, drop_remainder=True)
 
 
-def _streamed_batches(path, shape, batch_size, seed, start_index):
-    """Batches of (serialized records [B], stream indices [B]) through a seeded shuffle buffer."""
-    buffer = max(1, SHUFFLE_BUFFER_BYTES // int(np.prod(shape)))
-    records = _records(path).shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    stream = tf.data.Dataset.zip(records.skip(start_index), tf.data.Dataset.counter(start_index))
-    return stream.batch(batch_size, drop_remainder=True)
+def _crc32c_table():
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        table.append(crc)
+    return table
 
 
-def _streamed_flips(seed, indices):
-    """bool [B]: element i is mirrored iff a uniform drawn from key (seed, 2i+1) is below 0.5."""
-    draw = lambda i: tf.random.stateless_uniform([], _seed_pair(seed, 2 * i + 1), alg="philox")
-    return tf.map_fn(draw, indices, fn_output_signature=tf.float32) < 0.5
+_CRC32C_TABLE = _crc32c_table()
+_RECORD_OFFSETS = {}  # (path, size, mtime) -> int64 [N] record offsets of a TFRecord file of unequal records
+
+
+def _masked_crc32c(data):
+    """The masked CRC-32C of a TFRecord frame (pure Python: for the 8-byte lengths only)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _record_length(header):
+    """The data length in a 12-byte TFRecord header (uint64 length, uint32 masked CRC of it), or None
+    if the header is short or its CRC is wrong."""
+    if len(header) < 12:
+        return None
+    length, crc = struct.unpack("<QI", header[:12])
+    return length if _masked_crc32c(header[:8]) == crc else None
+
+
+class _RecordFile:
+    """Random access by index to the records of one uncompressed TFRecord file (a TFRecord is a
+    12-byte header holding the data length and its CRC, the data, and a 4-byte CRC of the data).
+
+    Records of one size, as the official files hold, sit at multiples of it: record k is found in O(1)
+    (checked at the first, middle and last record). Otherwise the offsets come from one pass over the
+    record headers that seeks over the data, kept per (path, size, modification time). A record is
+    read from its offset by TensorFlow's TFRecord reader, which checks both CRCs, in C++ (Python in
+    tf.data threads can hang the interpreter's exit).
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+        stat = os.stat(self.path)
+        size = stat.st_size
+        with open(self.path, "rb", buffering=0) as file:
+            fd = file.fileno()
+            first = _record_length(os.pread(fd, 12, 0))
+            if first is None:
+                raise DataError(f"{self.path}: cannot read the TFRecords (no valid record header at byte 0)")
+            self.stride, self.offsets, self.count = first + 16, None, size // (first + 16)
+            if size % self.stride or any(_record_length(os.pread(fd, 12, k * self.stride)) != first
+                                         for k in (self.count // 2, self.count - 1)):
+                key = (os.path.realpath(self.path), size, stat.st_mtime_ns)
+                if key not in _RECORD_OFFSETS:
+                    _RECORD_OFFSETS[key] = self._scan(fd, size)
+                self.offsets, self.stride = _RECORD_OFFSETS[key], None
+                self.count = len(self.offsets)
+
+    def _scan(self, fd, size):
+        offsets, offset = [], 0
+        while offset < size:
+            length = _record_length(os.pread(fd, 12, offset))
+            if length is None or offset + length + 16 > size:
+                raise DataError(f"{self.path}: cannot read the TFRecords (record {len(offsets)} at byte {offset} "
+                                "has a corrupt header or is truncated)")
+            offsets.append(offset)
+            offset += length + 16
+        return np.asarray(offsets, np.int64)
+
+    def _record(self, index):
+        """A dataset of the one serialized record ``index`` (an int64 scalar tensor), read from its offset."""
+        offset = index * self.stride if self.offsets is None else tf.gather(self.offsets, index)
+        variant = tf.raw_ops.TFRecordDatasetV2(
+            filenames=[self.path], compression_type="", buffer_size=tf.constant(0, tf.int64),
+            byte_offsets=tf.reshape(offset, [1]))
+        return tf.data.experimental.from_variant(variant, tf.TensorSpec([], tf.string)).take(1)
+
+    def read(self, indices, count):
+        """The serialized records [count] of record indices [count] (an int64 tensor)."""
+        records = tf.data.Dataset.from_tensor_slices(indices).flat_map(self._record)
+        return records.batch(count, drop_remainder=True).get_single_element()
 
 
 def _decode_records(records, shape, path):
@@ -609,11 +680,9 @@ def real_images_pipeline(images, batch_size, seed, start_index=0, mirror_augment
     b % num_shards == shard_index (to resume after each of S shards took T batches, add S*T*batch_size
     to ``start_index``).
 
-    A TFRecord level larger than ``MAX_IN_MEMORY_BYTES`` is streamed instead: records pass through a
-    shuffle buffer of ``SHUFFLE_BUFFER_BYTES`` seeded by ``seed`` (each epoch still holds every image
-    once, but the order is only buffer-local and also depends on TensorFlow's global seed),
-    ``start_index`` skips records by reading them (without decoding), and element i is flipped iff a
-    uniform drawn from key (seed, 2i+1) is below 0.5.
+    A TFRecord level (image k = record k) larger than ``MAX_IN_MEMORY_BYTES`` gives the same stream
+    without being held in memory: each batch reads its records by byte offset (see ``_RecordFile``), so
+    starting at any element, e.g. resuming at millions of images shown, reads only the records delivered.
     """
     if batch_size < 1 or start_index < 0 or not 0 <= shard_index < num_shards:
         raise ValueError(f"need batch_size >= 1, start_index >= 0 and 0 <= shard_index < num_shards, got "
@@ -621,11 +690,13 @@ def real_images_pipeline(images, batch_size, seed, start_index=0, mirror_augment
     seed, start_index = int(seed), int(start_index)
     if isinstance(images, (str, os.PathLike)) and not os.path.isfile(images):
         raise DataError(f"{images}: no such TFRecord file")
-    if isinstance(images, (str, os.PathLike)) and os.path.getsize(images) > MAX_IN_MEMORY_BYTES:
+    streamed = isinstance(images, (str, os.PathLike)) and os.path.getsize(images) > MAX_IN_MEMORY_BYTES
+    if streamed:
         path = str(images)
         shape, _ = _first_record(path)
-        batches = _streamed_batches(path, shape, batch_size, seed, start_index)
-        load = lambda records, indices: (_decode_records(records, shape, path), _streamed_flips(seed, indices))
+        records = _RecordFile(path)
+        batches = _permuted_batches(records.count, batch_size, seed, start_index)
+        load = lambda ids, flips: (_decode_records(records.read(ids, batch_size), shape, path), flips)
     else:
         if isinstance(images, (str, os.PathLike)):
             images = _read_level(images, _count_records(images))
@@ -635,7 +706,7 @@ def real_images_pipeline(images, batch_size, seed, start_index=0, mirror_augment
                             f"got {getattr(images, 'dtype', type(images).__name__)} {list(np.shape(images))}")
         with tf.device("/cpu:0"):
             tensor = tf.convert_to_tensor(images)
-        batches = _in_memory_batches(images, batch_size, seed, start_index)
+        batches = _permuted_batches(len(images), batch_size, seed, start_index)
         load = lambda ids, flips: (tf.gather(tensor, ids), flips)
 
     def mirror(image_and_flip):
@@ -652,6 +723,6 @@ def real_images_pipeline(images, batch_size, seed, start_index=0, mirror_augment
             batch = tf.map_fn(mirror, (batch, flips), fn_output_signature=batch.dtype)
         return batch
 
-    batches = batches.shard(num_shards, shard_index)
+    batches = batches.shard(num_shards, shard_index)  # before loading: a shard reads its own records only
     return batches.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) \
         .prefetch(tf.data.AUTOTUNE)
