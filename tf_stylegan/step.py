@@ -97,7 +97,8 @@ def draw_inputs(generator, seed, first, count, resolution, with_mixing_factors=T
 
     inputs = {}
     for prefix, salt in (("d", _D_SALT), ("g", _G_SALT)):
-        inputs[prefix] = {"z": draws[prefix + "z"], "noise": [draws[f"{prefix}noise{i}"] for i in range(len(sizes))]}
+        noise = [draws[f"{prefix}noise{i}"] for i in range(len(sizes))]
+        inputs[prefix] = {"z": draws[prefix + "z"], "noise": noise}
         if mixing:
             coin = tf.random.stateless_uniform([], key(salt + 3))
             uniform = tf.random.stateless_uniform([], key(salt + 4))
@@ -119,7 +120,8 @@ def apply_if_finite(optimizer, gradients, variables):
     Returns 1.0 if the update was skipped, else 0.0 (the same on every replica)."""
     pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]  # blocks above r have none
     context = tf.distribute.get_replica_context()
-    nonfinite_replicas = context.all_reduce("SUM", 1.0 - tf.cast(all_finite([g for g, _ in pairs]), tf.float32))
+    nonfinite = 1.0 - tf.cast(all_finite([g for g, _ in pairs]), tf.float32)
+    nonfinite_replicas = context.all_reduce("SUM", nonfinite)
     skipped = tf.minimum(nonfinite_replicas, 1.0)
 
     def skip():
@@ -182,7 +184,8 @@ class TrainStep:
             losses, metrics = discriminator_loss(t.loss, t.D, reals, fakes, inputs.get("mixing_factors"),
                                                  t.D.lod, t.dataset.resolution)
             loss = tf.reduce_sum(losses) / self.global_batch
-        skipped = apply_if_finite(t.D_opt, tape.gradient(loss, t.D.trainable_variables), t.D.trainable_variables)
+        variables = t.D.trainable_variables
+        skipped = apply_if_finite(t.D_opt, tape.gradient(loss, variables), variables)
         metrics = {name: tf.reduce_sum(value) / self.global_batch for name, value in metrics.items()}
         return {"Loss/D": loss, **metrics}, skipped
 
@@ -191,7 +194,8 @@ class TrainStep:
         with tf.GradientTape() as tape:
             fakes = generate(t.G, inputs["g"], self.resolution)
             loss = tf.reduce_sum(t.loss.generator_loss(t.D(fakes))) / self.global_batch
-        skipped = apply_if_finite(t.G_opt, tape.gradient(loss, t.G.trainable_variables), t.G.trainable_variables)
+        variables = t.G.trainable_variables
+        skipped = apply_if_finite(t.G_opt, tape.gradient(loss, variables), variables)
         return {"Loss/G": loss}, skipped
 
     def _replica_inputs(self, seed):
@@ -214,8 +218,10 @@ class TrainStep:
         t.update_gs(beta)
         d_metrics, d_skipped = strategy.run(self._d_step, args=(reals, inputs))
         g_metrics, g_skipped = strategy.run(self._g_step, args=(inputs,))
-        metrics = {name: strategy.reduce("SUM", value, axis=None) for name, value in {**d_metrics, **g_metrics}.items()}
-        metrics["Train/D_skipped"] = strategy.reduce("MEAN", d_skipped, axis=None)  # the same on every replica
+        metrics = {**d_metrics, **g_metrics}
+        metrics = {name: strategy.reduce("SUM", value, axis=None) for name, value in metrics.items()}
+        # The skip flags are the same on every replica.
+        metrics["Train/D_skipped"] = strategy.reduce("MEAN", d_skipped, axis=None)
         metrics["Train/G_skipped"] = strategy.reduce("MEAN", g_skipped, axis=None)
         return metrics
 
