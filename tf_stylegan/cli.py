@@ -39,9 +39,11 @@ def convert_official(args):
 
 def bench(args):
     """Generator inference (images/s, GFLOP/s against the conv roofline), training images/s,
-    export sizes and latency, or FID feature extraction time."""
+    export sizes and latency, FID feature extraction time, or training quality in a time budget."""
     from tf_stylegan import bench as bench_lib
 
+    if args.what == "quality":
+        return bench_quality(args)
     widths = dict(fmap_base=args.fmap_base, fmap_max=args.fmap_max, latent_size=args.latent_size,
                   dlatent_size=args.latent_size, mapping_fmaps=args.latent_size)
     if args.what == "train":
@@ -69,17 +71,61 @@ def bench(args):
     return 0
 
 
+def bench_quality(args):
+    """``bench quality``: the emoji Fréchet distance of G and Gs after training a gin config for
+    ``--minutes``, or the meter's calibration (``--calibrate``)."""
+    from tf_stylegan import bench as bench_lib
+    from tf_stylegan.metrics import calibrate
+    from tf_stylegan.trainer import CheckpointError, NonFiniteLossError, TrainingInterrupted
+
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        return _fail(f"--json {args.json}: its folder does not exist")
+    if not args.calibrate:
+        if not args.gin_file or args.minutes is None:
+            return _fail("bench quality needs --gin_file and --minutes (or --calibrate)")
+        if args.minutes <= 0:
+            return _fail(f"--minutes must be positive, got {args.minutes}")
+        error = _parse_gin(args.gin_file, args.gin_param)
+        if error:
+            return error
+    try:
+        if args.calibrate:
+            result = calibrate(args.num_images)
+        else:
+            result = bench_lib.run_quality(args.minutes, seed=args.seed, run_dir=args.out,
+                                           metrics_every_kimg=args.metrics_every_kimg, num_images=args.num_images)
+    except (TrainingInterrupted, KeyboardInterrupt):
+        print("bench quality: stopped", file=sys.stderr)
+        return 130
+    except (NonFiniteLossError, CheckpointError, ValueError) as error:  # MetricError, DataError, RunDirectoryError
+        return _fail(str(error))
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(result, file, indent=1)
+    return 0
+
+
+def _parse_gin(gin_files, gin_params, run_dir=None, resume=False):
+    """Parses the gin configuration; None, or the exit code of a reported error."""
+    from tf_stylegan import configurables
+
+    try:
+        configurables.parse(gin_files, gin_params, run_dir, resume)
+    except (configurables.RunDirectoryError, FileNotFoundError) as error:
+        return _fail(str(error))
+    except Exception as error:  # gin reports the file and line of a bad binding
+        return _fail(f"invalid gin configuration: {error}")
+    return None
+
+
 def train(args):
     """Train (or resume) a run configured by gin."""
     from tf_stylegan import configurables
     from tf_stylegan.trainer import CheckpointError, NonFiniteLossError, TrainingInterrupted
 
-    try:
-        configurables.parse(args.gin_file, args.gin_param, args.run_dir, args.resume)
-    except (configurables.RunDirectoryError, FileNotFoundError) as error:
-        return _fail(str(error))
-    except Exception as error:  # gin reports the file and line of a bad binding
-        return _fail(f"invalid gin configuration: {error}")
+    error = _parse_gin(args.gin_file, args.gin_param, args.run_dir, args.resume)
+    if error:
+        return error
     try:
         configurables.train(run_dir=args.run_dir, resume=args.resume or False)
     except TrainingInterrupted:
@@ -164,7 +210,7 @@ def export(args):
 
 
 def metrics(args):
-    """FID / KID / PPL of a generator: a result line per metric, and JSON with --json."""
+    """FID / KID / EFD / PPL of a generator: a result line per metric, and JSON with --json."""
     import tf_stylegan
     from tf_stylegan import metrics as metrics_lib
     from tf_stylegan.data import DataError, load_dataset
@@ -321,8 +367,8 @@ def build_parser():
     convert.add_argument("--force", action="store_true", help="replace OUT if it exists")
     convert.set_defaults(run=convert_official)
 
-    bench_parser = commands.add_parser("bench", help="benchmark generator inference or training")
-    bench_parser.add_argument("what", nargs="?", choices=("generator", "train", "export", "fid"),
+    bench_parser = commands.add_parser("bench", help="benchmark generator inference, training speed or quality")
+    bench_parser.add_argument("what", nargs="?", choices=("generator", "train", "export", "fid", "quality"),
                               default="generator")
     bench_parser.add_argument("--resolution", type=int, nargs="+",
                               help="generator: output resolutions (256 1024); train: phases (32 64); export, fid: 256")
@@ -331,7 +377,19 @@ def build_parser():
     bench_parser.add_argument("--batch", type=int, help="generator: 4; train: 8; fid: 32")
     bench_parser.add_argument("--r1-gamma", type=float, default=10.0, help="train: R1 weight")
     bench_parser.add_argument("--gin_file", action="append", default=[],
-                              help="train: take the networks from a training config instead of the width flags")
+                              help="train: take the networks from a training config instead of the width flags; "
+                                   "quality: the training config")
+    bench_parser.add_argument("--gin_param", action="append", default=[],
+                              help="quality: a gin binding, e.g. 'train.total_kimg=100' (repeatable)")
+    bench_parser.add_argument("--minutes", type=float, help="quality: wall-time budget of the training run")
+    bench_parser.add_argument("--seed", type=int, help="quality: train.seed (default: the config's)")
+    bench_parser.add_argument("--out", help="quality: keep the run in this folder (default: a temporary one)")
+    bench_parser.add_argument("--metrics_every_kimg", type=float,
+                              help="quality: also measure Gs every this many kimg during training (in the budget)")
+    bench_parser.add_argument("--num_images", type=int, default=2000,
+                              help="quality: generated images per measurement, or images per calibration row")
+    bench_parser.add_argument("--calibrate", action="store_true",
+                              help="quality: print the meter on transformed real emoji instead of training")
     bench_parser.add_argument("--repeats", type=int, default=5, help="timed calls (median reported)")
     bench_parser.add_argument("--psi", type=float, default=0.7, help="truncation psi")
     bench_parser.add_argument("--fmap-base", type=int, default=8192)
@@ -360,12 +418,15 @@ def build_parser():
                                help="write a quantized TFLite model instead (implies --tflite)")
     export_parser.set_defaults(run=export)
 
-    metrics_parser = commands.add_parser("metrics", help="FID, KID and perceptual path length of a generator")
+    metrics_parser = commands.add_parser(
+        "metrics", help="FID, KID, emoji Fréchet distance and perceptual path length of a generator")
     metrics_parser.add_argument("names", nargs="+", metavar="METRIC", help="fid50k (fid<N>k), kid50k (kid<N>k), "
-                                "ppl_zfull, ppl_wfull, ppl_zend, ppl_wend")
+                                "efd2k (efd<N>k), ppl_zfull, ppl_wfull, ppl_zend, ppl_wend")
     metrics_parser.add_argument("--model", required=True, help="export, snapshot, run directory or official .pkl")
-    metrics_parser.add_argument("--data", help="real images for FID: 'emoji', a TFRecord folder or an image folder")
-    metrics_parser.add_argument("--num_images", type=int, help="FID / KID: images of each kind (default: from the name)")
+    metrics_parser.add_argument("--data", help="real images for FID / KID / EFD: 'emoji', a TFRecord folder or an "
+                                "image folder")
+    metrics_parser.add_argument("--num_images", type=int,
+                                help="FID / KID: images of each kind; EFD: generated images (default: from the name)")
     metrics_parser.add_argument("--num_samples", type=int, help="PPL: samples (default 100,000)")
     metrics_parser.add_argument("--inception_weights", default="imagenet",
                                 help="'imagenet' (Keras's cached file or a download) or the notop .h5 path")

