@@ -12,10 +12,12 @@ import numpy as np
 
 from tf_stylegan.metrics.emoji_classifier import CLASSIFIER_SIZE, EmojiFeatures, labelled_emoji
 from tf_stylegan.metrics.errors import MetricError
-from tf_stylegan.metrics.inception import StreamingMoments, frechet_distance, generated_statistics, real_statistics
+from tf_stylegan.metrics.inception import (
+    FeatureMetric, StreamingMoments, frechet_distance, generated_statistics, real_statistics,
+)
 
 
-class EmojiFD:
+class EmojiFD(FeatureMetric):
     """Emoji Fréchet distance between ``num_images`` generated images and every real image of the
     dataset (efd2k: 2,000 generated). ``classifier``: see :class:`EmojiFeatures` (None: the packaged
     weights). Calibrated on the emoji dataset (see the README); on another RGB dataset its values still
@@ -23,35 +25,20 @@ class EmojiFD:
     both resized to 64 px, so a 16 px run is measured against 16 px reals.
     """
 
+    kind = "efd"
+
     def __init__(self, num_images=2000, classifier=None, batch_size=64, cache_dir=None, seed=0, name=None):
-        if num_images < 2:
-            raise MetricError(f"EmojiFD needs at least 2 images, got num_images={num_images}")
-        self.num_images = int(num_images)
         self.classifier = classifier
-        self.batch_size = int(batch_size)
-        self.cache_dir = cache_dir
-        self.seed = int(seed)
-        self.name = name or (f"efd{self.num_images // 1000}k" if self.num_images % 1000 == 0
-                             else f"efd{self.num_images}")
-        self._extractor = None
+        super().__init__(num_images, batch_size, cache_dir, seed, name)
 
-    @property
-    def extractor(self):
-        self.prepare()
-        return self._extractor
-
-    def prepare(self):
-        """Loads the classifier (training it first only when the packaged weights are missing)."""
-        if self._extractor is None:
-            self._extractor = EmojiFeatures(self.classifier)
+    def build_extractor(self):
+        """The classifier's embedding (training it first only when the packaged weights are missing)."""
+        return EmojiFeatures(self.classifier)
 
     def __call__(self, generator, dataset, print_fn=None):
-        if dataset is None:
-            raise MetricError("EmojiFD needs the real dataset (--data emoji)")
+        self._check(generator, dataset, print_fn)
         if dataset.num_channels != 3:
             raise MetricError(f"EmojiFD measures RGB images; {dataset.name} has {dataset.num_channels} channel(s)")
-        if dataset.resolution != generator.resolution:
-            raise MetricError(f"the dataset is {dataset.resolution}px but the generator {generator.resolution}px")
         real = real_statistics(dataset, self.extractor, dataset.num_images, self.batch_size, self.cache_dir, print_fn)
         fake = generated_statistics(generator, self.extractor, self.num_images, self.batch_size, self.seed)
         return {self.name: frechet_distance(fake.mean, fake.covariance, real.mean, real.covariance)}

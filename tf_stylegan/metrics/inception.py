@@ -1,6 +1,7 @@
 """FID and KID: Inception-v3 features of real and generated images, their streaming statistics
 (cached for the real data), the Fréchet distance and the kernel Inception distance."""
 
+import abc
 import hashlib
 import json
 import os
@@ -294,17 +295,16 @@ def kernel_inception_distance(real, fake, num_subsets=100, max_subset_size=1000,
     return float(total / num_subsets / size)
 
 
-class _InceptionMetric:
-    """What FID and KID share: the image count, the Inception network and the real data's checks."""
+class FeatureMetric(abc.ABC):
+    """What the feature-based metrics share (FID, KID, EmojiFD): the image count, the name, the
+    feature extractor built once (:meth:`build_extractor`), and the real data's checks."""
 
-    kind = None  # "fid" / "kid"
+    kind = None  # "fid" / "kid" / "efd"
 
-    def __init__(self, num_images=50000, inception_weights="imagenet", batch_size=32, cache_dir=None, seed=0,
-                 name=None):
+    def __init__(self, num_images, batch_size, cache_dir=None, seed=0, name=None):
         if num_images < 2:
             raise MetricError(f"{self.kind.upper()} needs at least 2 images, got num_images={num_images}")
         self.num_images = int(num_images)
-        self.inception_weights = inception_weights
         self.batch_size = int(batch_size)
         self.cache_dir = cache_dir
         self.seed = int(seed)
@@ -318,10 +318,14 @@ class _InceptionMetric:
         return self._extractor
 
     def prepare(self):
-        """Builds the Inception network (downloading its weights if needed), so that a missing
-        file stops a run before it starts rather than when the metric first runs."""
+        """Builds the feature extractor (reading or fetching its weights), so that a missing file stops
+        a run before it starts rather than when the metric first runs."""
         if self._extractor is None:
-            self._extractor = InceptionFeatures(self.inception_weights, self.batch_size)
+            self._extractor = self.build_extractor()
+
+    @abc.abstractmethod
+    def build_extractor(self):
+        """The callable images -> features [N, D]."""
 
     def _check(self, generator, dataset, print_fn):
         if dataset is None:
@@ -331,6 +335,18 @@ class _InceptionMetric:
         if dataset.num_images < self.num_images and print_fn:
             print_fn(f"{self.name}: the dataset holds {dataset.num_images} images, so {self.num_images} generated "
                      f"images are compared with {dataset.num_images} real ones")
+
+
+class _InceptionMetric(FeatureMetric):
+    """FID and KID: features of Inception-v3 (``inception_weights``: see :class:`InceptionFeatures`)."""
+
+    def __init__(self, num_images=50000, inception_weights="imagenet", batch_size=32, cache_dir=None, seed=0,
+                 name=None):
+        self.inception_weights = inception_weights
+        super().__init__(num_images, batch_size, cache_dir, seed, name)
+
+    def build_extractor(self):
+        return InceptionFeatures(self.inception_weights, self.batch_size)
 
 
 class FID(_InceptionMetric):
