@@ -205,6 +205,8 @@ def test_efd_is_a_gin_training_metric(tmp_path):
         f"EmojiFD.cache_dir = '{tmp_path / 'cache'}'"])
     logged = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     assert logged[-1]["kimg"] == 0.064 and logged[-1]["efd32"] > 0
+    phase = trainer.phase(64)
+    assert (logged[-1]["resolution"], logged[-1]["lod"]) == (phase.resolution, phase.lod)
     assert any("efd32" in line for line in lines)
 
 
@@ -224,7 +226,8 @@ def test_bench_quality_end_to_end(tmp_path, capsys, monkeypatch):
     assert summary["G"] > 0 and summary["Gs"] > 0 and summary["images_per_s"] > 0
     assert "efd32 G " in out and "efd32 Gs " in out
     logged = [json.loads(line) for line in open(run / "metrics.jsonl")]
-    assert logged[-1] == {"kimg": summary["kimg"], "efd32": summary["Gs"]}  # Gs's value: the run's own last one
+    assert set(logged[-1]) == {"kimg", "resolution", "lod", "efd32"}
+    assert logged[-1]["kimg"] == summary["kimg"] and logged[-1]["efd32"] == summary["Gs"]  # the run's last Gs value
 
     code, _, err = cli(["bench", "quality", "--gin_file", TINY, "--minutes", "1", "--out", str(run)], capsys)
     assert code == 1 and "already holds checkpoints" in err

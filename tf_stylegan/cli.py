@@ -235,7 +235,7 @@ def metrics(args):
     return 0
 
 
-# --- figures: generate, style-mix, truncation, noise, interpolate (tf_stylegan.figures) -------------
+# --- figures: generate, style-mix, truncation, noise, interpolate (tf_stylegan.figures); curve (charts) -
 
 
 def _wrote(path, image, detail=""):
@@ -352,6 +352,19 @@ def figure_interpolate(args):
     return 0
 
 
+def curve(args):
+    """The run's metrics.jsonl as a PNG chart, one panel per metric."""
+    from tf_stylegan import charts, figures
+
+    try:
+        path = figures.output_path(args.out or args.run_dir, "metrics.png")
+        image = charts.metric_curves(args.run_dir, args.metric)
+        _wrote(figures.save_image(path, image), image)
+    except (charts.ChartError, figures.FigureError, OSError) as error:
+        return _fail(str(error))
+    return 0
+
+
 def _fail(message, code=1):
     print(f"tf-stylegan: error: {message}", file=sys.stderr)
     return code
@@ -454,6 +467,12 @@ def build_parser():
     info.add_argument("path")
     info.add_argument("--resolution", type=int)
     info.set_defaults(run=dataset_info)
+
+    curve_parser = commands.add_parser("curve", help="plot a run's metrics.jsonl (train.metrics) against kimg")
+    curve_parser.add_argument("run_dir", help="training run directory")
+    curve_parser.add_argument("--metric", nargs="+", help="metric names (default: every one the run logged)")
+    curve_parser.add_argument("--out", help="PNG file or folder (default: RUN_DIR/metrics.png)")
+    curve_parser.set_defaults(run=curve)
 
     def figure_parser(name, summary, run, psi=True):
         sub = commands.add_parser(name, help=summary)

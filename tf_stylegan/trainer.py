@@ -433,7 +433,8 @@ class Trainer:
 
     def evaluate_metrics(self, writer=None):
         """Runs the metrics on Gs (chief only, after the checkpoint of the same kimg): prints them, logs
-        ``Metrics/<name>`` to TensorBoard and appends a line to ``metrics.jsonl``; returns {name: value}.
+        ``Metrics/<name>`` to TensorBoard and appends a line to ``metrics.jsonl`` (kimg, the phase's
+        resolution and lod, the values); returns {name: value}.
         A failing metric is reported and training goes on."""
         if not self.is_chief:
             return {}
@@ -449,7 +450,9 @@ class Trainer:
             self.print(f"kimg {nimg / 1000:9.3f}  metrics failed, training continues: {type(error).__name__}: {error}")
             return {}
         with open(os.path.join(self.run_dir, "metrics.jsonl"), "a") as file:
-            file.write(json.dumps({"kimg": nimg / 1000, **results}) + "\n")
+            phase = self.phase(nimg)
+            file.write(json.dumps({"kimg": nimg / 1000, "resolution": phase.resolution, "lod": phase.lod,
+                                   **results}) + "\n")
         if writer is not None:
             with writer.as_default(step=nimg):
                 for name, value in results.items():
