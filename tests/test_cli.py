@@ -70,6 +70,17 @@ def test_bench_prints_a_table_of_positive_figures(capsys):
         assert row["gflop_per_image"] == pytest.approx(2 * _tiny_macs() / 1e9)
 
 
+@pytest.mark.parametrize("r1_interval, header", [(1, "every step"), (3, "every 3 steps (lazy)")])
+def test_bench_train_prints_positive_figures_with_and_without_lazy_r1(capsys, r1_interval, header):
+    rows = bench_lib.run_train(resolutions=(4, 8), network_resolutions=(8,), batch=4, repeats=1,
+                               r1_interval=r1_interval, fmap_base=64, fmap_max=16, latent_size=16,
+                               dlatent_size=16, mapping_fmaps=16, mapping_layers=2)
+    printed = capsys.readouterr().out
+    assert header in printed
+    assert [(row["resolution"], row["network_resolution"]) for row in rows] == [(4, 8), (8, 8)]
+    assert all(row["images_per_s"] > 0 and row["peak_rss_mib"] > 0 for row in rows)
+
+
 def _tiny_macs():
     """Hand count for resolution 8, fmap_base 64 / fmap_max 16 (16 maps), latent 16, 8 mapping layers."""
     mapping = 8 * 16 * 16

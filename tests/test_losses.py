@@ -193,10 +193,45 @@ def test_r1_gamma_zero_is_the_plain_logistic_loss():
     close(loss, [0.693147 + 0.048587, 0.693147 + 0.474077])  # sp(0) + sp(-3), sp(0) + sp(-0.5)
 
 
+def test_lazy_r1_moves_the_penalty_times_the_interval_into_a_separate_loss():
+    # Quadratic, a = 0.5: R1 = 6 and 1 (as above). With r1_interval 4 the D loss is the plain logistic
+    # one and the regularization loss gamma / 2 * 4 * R1 = 20 * R1 = 120 and 20.
+    d = Quadratic(0.5)
+    reals = images([1, 2, 0, -1], [0.5, 0.5, 0.5, 0.5])
+    lazy = losses.LogisticR1(r1_gamma=10.0, r1_interval=4)
+    assert lazy.regularization_interval == 4
+    loss, metrics = lazy.discriminator_loss(d, reals, np.zeros_like(reals))
+    close(loss, [0.693147 + 0.048587, 0.693147 + 0.474077])
+    assert set(metrics) == {"D/real", "D/fake"}  # no penalty is computed in the D loss
+    reg, reg_metrics = lazy.regularization_loss(d, reals)
+    close(reg_metrics["D/r1"], [6.0, 1.0])
+    close(reg, [120.0, 20.0])
+    # Its upscale factor divides R1 by f^2, as in the D loss (loss_ref's convention).
+    _, upscaled = lazy.regularization_loss(d, reals, upscale_factor=2)
+    close(upscaled["D/r1"], [1.5, 0.25])
+    # Its weight gradient: d(sum reg)/da = 20 * 8 a ||x||^2 summed = 20 * 28 = 560.
+    reals = tf.constant(reals)
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(lazy.regularization_loss(d, reals)[0])
+    close(tape.gradient(total, d.a), 560.0)
+
+
+def test_r1_interval_is_validated_and_meaningless_without_a_penalty():
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="r1_interval"):
+            losses.LogisticR1(r1_interval=bad)
+    assert losses.LogisticR1(r1_gamma=0.0, r1_interval=16).regularization_interval == 1
+    assert losses.LogisticR1().regularization_interval == 1
+    assert losses.WGANGP().regularization_interval == 1
+    config = losses.LogisticR1(2.0, r1_interval=16).get_config()
+    assert config == {"r1_gamma": 2.0, "r1_interval": 16}
+    assert losses.LogisticR1.from_config(config).r1_interval == 16
+
+
 def test_logistic_r1_generator_loss_and_config():
     loss_fn = losses.LogisticR1(r1_gamma=5.0)
     close(loss_fn.generator_loss(FAKE), [2.126928, 0.693147, 0.048587])
-    assert loss_fn.get_config() == {"r1_gamma": 5.0}
+    assert loss_fn.get_config() == {"r1_gamma": 5.0, "r1_interval": 1}
     assert losses.LogisticR1.from_config(loss_fn.get_config()).r1_gamma == 5.0
     assert losses.LogisticR1().r1_gamma == 10.0
     with pytest.raises(ValueError):

@@ -126,8 +126,9 @@ def run(resolutions=(256, 1024), batch=4, repeats=5, truncation_psi=0.7, print_f
 
 
 def train_speed(resolution, network_resolution, batch=8, repeats=5, r1_gamma=10.0, generator=Generator,
-                discriminator=Discriminator, **network_kwargs):
-    """(seconds per step, peak RSS MiB) of the stable ``resolution`` phase of a ``network_resolution`` run.
+                discriminator=Discriminator, r1_interval=1, **network_kwargs):
+    """(seconds per step, peak RSS MiB) of the stable ``resolution`` phase of a ``network_resolution`` run;
+    with lazy R1 (``r1_interval`` k > 1) the mean over k steps, one of them with the R1 update.
 
     ``generator`` / ``discriminator`` build the networks (e.g. gin-configured factories);
     ``network_kwargs`` are passed to both (the discriminator takes only the width arguments).
@@ -142,7 +143,7 @@ def train_speed(resolution, network_resolution, batch=8, repeats=5, r1_gamma=10.
         trainer = Trainer(
             run_dir, dataset, generator=functools.partial(generator, **network_kwargs),
             discriminator=functools.partial(discriminator, **_discriminator_kwargs(network_kwargs)),
-            loss=LogisticR1(r1_gamma), strategy=tf.distribute.MirroredStrategy(["/cpu:0"]),
+            loss=LogisticR1(r1_gamma, r1_interval), strategy=tf.distribute.MirroredStrategy(["/cpu:0"]),
             print_fn=lambda *args: None)
         lod = math.log2(network_resolution // resolution)
         for variable in (trainer.G.lod, trainer.D.lod, trainer.Gs.lod):
@@ -152,11 +153,14 @@ def train_speed(resolution, network_resolution, batch=8, repeats=5, r1_gamma=10.
         beta = tf.constant(schedule.gs_beta(batch), tf.float32)
         counter = iter(range(10 ** 9))
 
-        def run_step():
-            metrics = step(next(batches), tf.constant([0, next(counter)], tf.int64), beta)
+        interval = trainer.loss.regularization_interval
+
+        def run_steps():
+            for index in range(interval):
+                metrics = step(next(batches), tf.constant([0, next(counter)], tf.int64), beta, index == 0)
             return metrics["Loss/D"]
 
-        seconds = time_call(run_step, repeats)
+        seconds = time_call(run_steps, repeats) / interval
     return seconds, peak_rss_mib()
 
 
@@ -166,9 +170,10 @@ def _discriminator_kwargs(network_kwargs):
 
 
 def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeats=5, r1_gamma=10.0,
-              print_fn=print, generator=Generator, discriminator=Discriminator, **network_kwargs):
+              print_fn=print, generator=Generator, discriminator=Discriminator, r1_interval=1, **network_kwargs):
     """Runs the training benchmark, prints the table and returns its rows as dicts."""
-    print_fn(f"tf-stylegan bench train: stable phases, batch {batch}, R1 gamma {r1_gamma} every step, "
+    every = "every step" if r1_interval == 1 else f"every {r1_interval} steps (lazy)"
+    print_fn(f"tf-stylegan bench train: stable phases, batch {batch}, R1 gamma {r1_gamma} {every}, "
              f"style mixing 0.9, fresh noise; TensorFlow {tf.__version__}")
     print_fn(f"{'phase':>6} {'network':>8} {'images/s':>9} {'ms/step':>9} {'peak RSS MiB':>13}")
     rows = []
@@ -177,7 +182,7 @@ def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeat
             if resolution > network_resolution:
                 continue
             seconds, peak = train_speed(resolution, network_resolution, batch, repeats, r1_gamma, generator,
-                                        discriminator, **network_kwargs)
+                                        discriminator, r1_interval, **network_kwargs)
             row = dict(resolution=resolution, network_resolution=network_resolution,
                        images_per_s=batch / seconds, ms_per_step=1000 * seconds, peak_rss_mib=peak)
             rows.append(row)

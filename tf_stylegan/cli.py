@@ -56,7 +56,7 @@ def bench(args):
             widths = {}
         rows = bench_lib.run_train(resolutions=args.resolution or [32, 64], batch=args.batch or 8,
                                    network_resolutions=args.network_resolution, repeats=args.repeats,
-                                   r1_gamma=args.r1_gamma, **networks, **widths)
+                                   r1_gamma=args.r1_gamma, r1_interval=args.r1_interval, **networks, **widths)
     elif args.what == "fid":
         rows = [bench_lib.run_fid_features(resolution, batch=args.batch or 32) for resolution in args.resolution or [256]]
     elif args.what == "export":
@@ -389,6 +389,8 @@ def build_parser():
                               help="train: full resolution of the networks the phases run in")
     bench_parser.add_argument("--batch", type=int, help="generator: 4; train: 8; fid: 32")
     bench_parser.add_argument("--r1-gamma", type=float, default=10.0, help="train: R1 weight")
+    bench_parser.add_argument("--r1-interval", type=int, default=1,
+                              help="train: minibatches per R1 update (lazy R1 above 1; figures are per step)")
     bench_parser.add_argument("--gin_file", action="append", default=[],
                               help="train: take the networks from a training config instead of the width flags; "
                                    "quality: the training config")

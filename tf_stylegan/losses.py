@@ -146,14 +146,30 @@ class LogisticR1:
 
     D: ``softplus(D(G(z))) + softplus(-D(x)) + r1_gamma / 2 * ||dD(x)/dx||^2``;
     G: ``softplus(-D(G(z)))``. Official ``D_logistic_simplegp`` with ``r2_gamma = 0``.
+
+    Lazy R1 (StyleGAN2, Karras et al. 2020, Section 3.1) with ``r1_interval`` k > 1: the D loss
+    has no penalty, and every k-th minibatch a separate D update minimises
+    ``r1_gamma / 2 * k * ||dD(x)/dx||^2`` (:meth:`regularization_loss`); the trainer then runs D's
+    Adam with the learning rate times k / (k + 1) and both betas to the power k / (k + 1), as the
+    official StyleGAN2 ``lazy_regularization``.
     """
 
     needs_mixing_factors = False
 
-    def __init__(self, r1_gamma=10.0):  # r1_gamma: R1 weight gamma (10 for FFHQ); 0 skips the penalty
+    def __init__(self,
+                 r1_gamma=10.0,   # R1 weight gamma (10 for FFHQ); 0 skips the penalty
+                 r1_interval=1):  # minibatches per R1 update (1: in every D loss, StyleGAN; 16: StyleGAN2)
         if r1_gamma < 0:
             raise ValueError(f"r1_gamma={r1_gamma}: must be >= 0")
+        if isinstance(r1_interval, bool) or int(r1_interval) != r1_interval or r1_interval < 1:
+            raise ValueError(f"r1_interval={r1_interval!r}: must be a whole number of minibatches >= 1")
         self.r1_gamma = float(r1_gamma)
+        self.r1_interval = int(r1_interval)
+
+    @property
+    def regularization_interval(self):
+        """Minibatches per separate regularization update of D (1: none, the penalty is in the D loss)."""
+        return self.r1_interval if self.r1_gamma != 0.0 else 1
 
     def discriminator_loss(self, discriminator, reals, fakes, mixing_factors=None, upscale_factor=1):
         """Per-sample D loss [N] and metrics.
@@ -165,35 +181,47 @@ class LogisticR1:
           upscale_factor: full resolution / the images' resolution; R1 is taken with respect to
             the images nearest-upscaled by it, as official during progressive growing.
         Returns:
-          ``(loss [N], {"D/real": scores, "D/fake": scores, "D/r1": unscaled R1 penalty})``, all [N].
+          ``(loss [N], {"D/real": scores, "D/fake": scores, "D/r1": unscaled R1 penalty})``, all [N];
+          with lazy R1 (``r1_interval`` > 1) the loss has no penalty and the metrics no "D/r1".
         """
         del mixing_factors
         upscale_factor = _check_upscale_factor(upscale_factor)
         reals = _as_float_tensor(reals)
-        if self.r1_gamma != 0.0:
-            real_scores, real_grads = _scores_and_input_grads(discriminator, reals, upscale_factor)
-            real_scores = _per_sample(real_scores)
-            r1 = r1_penalty(real_grads)
-        else:
+        if self.regularization_interval > 1 or self.r1_gamma == 0.0:
             real_scores = _per_sample(discriminator(reals))
-            r1 = ops.zeros_like(real_scores)
+            fake_scores = _per_sample(discriminator(fakes))
+            metrics = {"D/real": real_scores, "D/fake": fake_scores}
+            if self.r1_gamma == 0.0:
+                metrics["D/r1"] = ops.zeros_like(real_scores)
+            return discriminator_logistic(real_scores, fake_scores), metrics
+        real_scores, real_grads = _scores_and_input_grads(discriminator, reals, upscale_factor)
+        real_scores = _per_sample(real_scores)
+        r1 = r1_penalty(real_grads)
         fake_scores = _per_sample(discriminator(fakes))
         loss = discriminator_logistic(real_scores, fake_scores) + r1 * (self.r1_gamma * 0.5)
         return loss, {"D/real": real_scores, "D/fake": fake_scores, "D/r1": r1}
+
+    def regularization_loss(self, discriminator, reals, upscale_factor=1):
+        """The lazy R1 update's per-sample loss ``r1_gamma / 2 * r1_interval * R1`` [N] and
+        ``{"D/r1": unscaled R1 penalty [N]}`` (arguments as :meth:`discriminator_loss`)."""
+        upscale_factor = _check_upscale_factor(upscale_factor)
+        _, real_grads = _scores_and_input_grads(discriminator, _as_float_tensor(reals), upscale_factor)
+        r1 = r1_penalty(real_grads)
+        return r1 * (self.r1_gamma * 0.5 * self.r1_interval), {"D/r1": r1}
 
     def generator_loss(self, fake_scores):
         """Per-sample G loss [N] from D's scores on the generated images."""
         return generator_logistic_ns(fake_scores)
 
     def get_config(self):
-        return {"r1_gamma": self.r1_gamma}
+        return {"r1_gamma": self.r1_gamma, "r1_interval": self.r1_interval}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
     def __repr__(self):
-        return f"LogisticR1(r1_gamma={self.r1_gamma})"
+        return f"LogisticR1(r1_gamma={self.r1_gamma}, r1_interval={self.r1_interval})"
 
 
 class WGANGP:
@@ -205,6 +233,7 @@ class WGANGP:
     """
 
     needs_mixing_factors = True
+    regularization_interval = 1  # the penalty is in every D loss
 
     def __init__(self,
                  wgan_lambda=10.0,    # weight of the gradient penalty

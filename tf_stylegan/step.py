@@ -51,6 +51,14 @@ def discriminator_loss(loss, discriminator, reals, fakes, mixing_factors, lod, f
     return loss.discriminator_loss(discriminator, reals, fakes, mixing_factors, upscale_factor=upscale_factor)
 
 
+def discriminator_regularization(loss, discriminator, reals, lod, full_resolution):
+    """The per-sample loss [N] and metrics of a lazy regularization update of D (arguments as
+    :func:`discriminator_loss`)."""
+    reals = process_reals(reals, lod)
+    upscale_factor = full_resolution // int(reals.shape[1])
+    return loss.regularization_loss(discriminator, reals, upscale_factor=upscale_factor)
+
+
 def generate(generator, inputs, resolution):
     """G's training call on explicit inputs: ``z``, optional ``noise`` (else the stored noise maps),
     optional ``mixing_latents`` + ``mixing_cutoff`` (else no style mixing)."""
@@ -150,12 +158,14 @@ def apply_if_finite(optimizer, gradients, variables):
 
 class TrainStep:
     """The distributed iteration of one resolution and global minibatch:
-    ``step(reals, seed, beta) -> metrics``, traced once.
+    ``step(reals, seed, beta, regularize=False) -> metrics``, traced once per ``regularize``.
 
     ``reals`` is this replica's uint8 batch at the level's resolution (a distributed value), ``seed``
-    [2] int64 = (run seed, step), ``beta`` Gs's moving-average coefficient. Metrics are the losses
-    (means over the global minibatch) and ``Train/D_skipped``, ``Train/G_skipped`` (1 when that
-    update was skipped for non-finite gradients).
+    [2] int64 = (run seed, step), ``beta`` Gs's moving-average coefficient; ``regularize`` adds the
+    loss's lazy regularization update of D after the D step (the trainer sets it every
+    ``loss.regularization_interval`` steps). Metrics are the losses (means over the global
+    minibatch) and ``Train/D_skipped``, ``Train/G_skipped`` (1 when an update of that network was
+    skipped for non-finite gradients).
     """
 
     def __init__(self, trainer, resolution, global_batch):
@@ -166,14 +176,14 @@ class TrainStep:
         self._function = tf.function(self._step)
         self._given_function = tf.function(self._step_on_inputs)
 
-    def __call__(self, reals, seed, beta):
-        return self._function(reals, seed, beta)
+    def __call__(self, reals, seed, beta, regularize=False):
+        return self._function(reals, seed, beta, bool(regularize))
 
-    def on_inputs(self, reals, d_latents, g_latents, beta):
+    def on_inputs(self, reals, d_latents, g_latents, beta, regularize=False):
         """The same iteration on given inputs, on one replica: reals uint8 [N, r, r, C], the latents
         of the D and G losses [N, latent]; the stored noise maps and no style mixing (the official
         reference iterations' setting)."""
-        return self._given_function(reals, d_latents, g_latents, beta)
+        return self._given_function(reals, d_latents, g_latents, beta, bool(regularize))
 
     # ------------------------------------------------------------------ replica functions
 
@@ -188,6 +198,16 @@ class TrainStep:
         skipped = apply_if_finite(t.D_opt, tape.gradient(loss, variables), variables)
         metrics = {name: tf.reduce_sum(value) / self.global_batch for name, value in metrics.items()}
         return {"Loss/D": loss, **metrics}, skipped
+
+    def _d_regularization_step(self, reals):
+        t = self.trainer
+        with tf.GradientTape() as tape:
+            losses, metrics = discriminator_regularization(t.loss, t.D, reals, t.D.lod, t.dataset.resolution)
+            loss = tf.reduce_sum(losses) / self.global_batch
+        variables = t.D.trainable_variables
+        skipped = apply_if_finite(t.D_opt, tape.gradient(loss, variables), variables)
+        metrics = {name: tf.reduce_sum(value) / self.global_batch for name, value in metrics.items()}
+        return {"Loss/D_reg": loss, **metrics}, skipped
 
     def _g_step(self, inputs):
         t = self.trainer
@@ -207,8 +227,9 @@ class TrainStep:
 
     # ------------------------------------------------------------------ the iteration
 
-    def _iteration(self, reals, inputs, beta):
-        """Gs average and D step, then G step (cross-replica context); ``inputs`` per replica.
+    def _iteration(self, reals, inputs, beta, regularize):
+        """Gs average and D step, D regularization step if ``regularize``, then G step (cross-replica
+        context); ``inputs`` per replica.
 
         The official loop runs the Gs average in the same ``session.run`` as the D step; it reads
         G's ``w_avg`` before the D pass updates it (the reference iterations match only so), and
@@ -217,22 +238,27 @@ class TrainStep:
         t, strategy = self.trainer, self.trainer.strategy
         t.update_gs(beta)
         d_metrics, d_skipped = strategy.run(self._d_step, args=(reals, inputs))
+        # The skip flags are the same on every replica.
+        d_skipped = strategy.reduce("MEAN", d_skipped, axis=None)
+        if regularize:
+            reg_metrics, reg_skipped = strategy.run(self._d_regularization_step, args=(reals,))
+            d_metrics = {**d_metrics, **reg_metrics}
+            d_skipped = tf.maximum(d_skipped, strategy.reduce("MEAN", reg_skipped, axis=None))
         g_metrics, g_skipped = strategy.run(self._g_step, args=(inputs,))
         metrics = {**d_metrics, **g_metrics}
         metrics = {name: strategy.reduce("SUM", value, axis=None) for name, value in metrics.items()}
-        # The skip flags are the same on every replica.
-        metrics["Train/D_skipped"] = strategy.reduce("MEAN", d_skipped, axis=None)
+        metrics["Train/D_skipped"] = d_skipped
         metrics["Train/G_skipped"] = strategy.reduce("MEAN", g_skipped, axis=None)
         return metrics
 
-    def _step(self, reals, seed, beta):
+    def _step(self, reals, seed, beta, regularize):
         self.traces += 1
         inputs = self.trainer.strategy.run(self._replica_inputs, args=(seed,))
-        return self._iteration(reals, inputs, beta)
+        return self._iteration(reals, inputs, beta, regularize)
 
-    def _step_on_inputs(self, reals, d_latents, g_latents, beta):
+    def _step_on_inputs(self, reals, d_latents, g_latents, beta, regularize):
         if self.trainer.loss.needs_mixing_factors:
             raise ValueError("on_inputs runs the R1 loss only (WGAN-GP needs mixing factors)")
         inputs = {"d": {"z": d_latents}, "g": {"z": g_latents}}
-        return self._iteration(reals, inputs, beta)
+        return self._iteration(reals, inputs, beta, regularize)
 

@@ -158,9 +158,15 @@ class Trainer:
             self.Gs = generator(name="Gs", **shared)
             for network in (self.G, self.D, self.Gs):
                 network.build()
-            adam = dict(beta_1=adam_beta1, beta_2=adam_beta2, epsilon=adam_epsilon)
-            self.G_opt = keras.optimizers.Adam(learning_rate=0.001, name="G_opt", **adam)
-            self.D_opt = keras.optimizers.Adam(learning_rate=0.001, name="D_opt", **adam)
+            # Lazy regularization every k minibatches adds one D update per k: D's Adam runs with the
+            # learning rate times k / (k + 1) and the betas to that power (StyleGAN2's mb_ratio).
+            interval = self.loss.regularization_interval
+            self.D_update_ratio = interval / (interval + 1) if interval > 1 else 1.0
+            self.G_opt = keras.optimizers.Adam(learning_rate=0.001, name="G_opt", beta_1=adam_beta1,
+                                               beta_2=adam_beta2, epsilon=adam_epsilon)
+            self.D_opt = keras.optimizers.Adam(learning_rate=0.001, name="D_opt", epsilon=adam_epsilon,
+                                               beta_1=adam_beta1 ** self.D_update_ratio,
+                                               beta_2=adam_beta2 ** self.D_update_ratio)
             self.G_opt.build(self.G.trainable_variables)
             self.D_opt.build(self.D.trainable_variables)
             self.cur_nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_nimg")
@@ -314,7 +320,7 @@ class Trainer:
         for variable in (self.G.lod, self.D.lod, self.Gs.lod):
             variable.assign(lod)
         self.G_opt.learning_rate = phase.G_lrate
-        self.D_opt.learning_rate = phase.D_lrate
+        self.D_opt.learning_rate = phase.D_lrate * self.D_update_ratio
 
     def _count_skips(self, metrics):
         """Counts the step's updates skipped for non-finite gradients; raises NonFiniteLossError after
@@ -369,6 +375,7 @@ class Trainer:
         start_nimg, start_time = tick_start_nimg, time.time()
         if self.cur_nimg.numpy() == 0:
             self._write_samples(writer)
+        interval = self.loss.regularization_interval
         while self.cur_nimg.numpy() < self.total_nimg:
             phase = self.phase(int(self.cur_nimg.numpy()))
             self._set_phase(phase)
@@ -378,8 +385,12 @@ class Trainer:
             step = self.train_step(phase.resolution, phase.minibatch)
             beta = tf.constant(schedule_lib.gs_beta(phase.minibatch, self.G_smoothing_kimg), tf.float32)
             for _ in range(self.minibatch_repeats):
-                seed = tf.constant([self.seed, int(self.step_count.numpy())], tf.int64)
-                step_metrics = {name: float(value) for name, value in step(next(iterator), seed, beta).items()}
+                step_index = int(self.step_count.numpy())
+                seed = tf.constant([self.seed, step_index], tf.int64)
+                regularize = interval > 1 and step_index % interval == 0
+                metrics = step(next(iterator), seed, beta, regularize)
+                # Metrics of the lazy regularization step stay at their last value between its steps.
+                step_metrics = {**step_metrics, **{name: float(value) for name, value in metrics.items()}}
                 self._count_skips(step_metrics)
                 self.cur_nimg.assign_add(phase.minibatch)
                 self.step_count.assign_add(1)
@@ -427,7 +438,7 @@ class Trainer:
             for name, value in (("Progress/kimg", nimg / 1000), ("Progress/lod", phase.lod),
                                 ("Progress/resolution", phase.resolution), ("Progress/fade", phase.fade),
                                 ("Speed/images_per_s", speed), ("LearningRate/G", phase.G_lrate),
-                                ("LearningRate/D", phase.D_lrate), ("Train/skipped_D", self.skipped_updates["D"]),
+                                ("LearningRate/D", phase.D_lrate * self.D_update_ratio), ("Train/skipped_D", self.skipped_updates["D"]),
                                 ("Train/skipped_G", self.skipped_updates["G"])):
                 logs.scalar(name, value)
 
