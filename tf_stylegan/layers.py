@@ -134,7 +134,7 @@ class EqualizedConv2D(keras.layers.Layer):
         else:
             if self.resample == "up":
                 x = sg_ops.upsample_nearest(x)
-            x = ops.conv(x, kernel, strides=1, padding="same")
+            x = sg_ops.conv2d_same(x, ops.cast(kernel, x.dtype))
             if self.resample == "down":
                 x = sg_ops.downsample_box(x)
         if self.use_bias:
