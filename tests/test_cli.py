@@ -1,5 +1,6 @@
 """The tf-stylegan command line: convert-official, bench, and the train placeholder."""
 
+import functools
 import subprocess
 import sys
 
@@ -10,7 +11,9 @@ from conftest import nchw, official_ref_path
 from tf_stylegan import bench as bench_lib
 from tf_stylegan.cli import main
 from tf_stylegan.official import load_official_pickle
+from tf_stylegan.schedule import training_schedule
 from tf_stylegan.snapshot import load_networks
+from test_training import TINY  # noqa: E402
 
 
 @pytest.mark.slow
@@ -76,9 +79,33 @@ def test_bench_train_prints_positive_figures_with_and_without_lazy_r1(capsys, r1
                                r1_interval=r1_interval, fmap_base=64, fmap_max=16, latent_size=16,
                                dlatent_size=16, mapping_fmaps=16, mapping_layers=2)
     printed = capsys.readouterr().out
-    assert header in printed
-    assert [(row["resolution"], row["network_resolution"]) for row in rows] == [(4, 8), (8, 8)]
-    assert all(row["images_per_s"] > 0 and row["peak_rss_mib"] > 0 for row in rows)
+    assert header in printed and "outside graph" in printed
+    assert [(row["phase"], row["network_resolution"], row["batch"]) for row in rows] == [("4²", 8, 4), ("8²", 8, 4)]
+    for row in rows:
+        assert row["images_per_s"] > 0 and row["loop_images_per_s"] > 0 and row["peak_rss_mib"] > 0
+        assert 0 <= row["outside_graph"] < 1
+
+
+def test_schedule_phases_walks_every_fade_and_stable_phase_to_the_full_resolution():
+    emoji_like = functools.partial(training_schedule, lod_initial_resolution=8, lod_training_kimg=20,
+                                   lod_transition_kimg=20, minibatch_dict={8: 32, 16: 32, 32: 16, 64: 16})
+    phases = bench_lib.schedule_phases(emoji_like, 6)
+    assert [bench_lib.phase_label(p) for p in phases] == ["8²", "16² fade", "16²", "32² fade", "32²", "64² fade", "64²"]
+    assert [p.minibatch for p in phases] == [32, 32, 32, 16, 16, 16, 16]
+    assert [p.fade for p in phases if not p.stable] == pytest.approx([0.5, 0.5, 0.5], abs=0.02)  # mid-fade
+    assert phases[-1].lod == 0 and phases[0].lod == 3
+    no_fades = functools.partial(training_schedule, lod_initial_resolution=4, lod_training_kimg=1,
+                                 lod_transition_kimg=0)
+    assert [bench_lib.phase_label(p) for p in bench_lib.schedule_phases(no_fades, 4)] == ["4²", "8²", "16²"]
+
+
+@pytest.mark.slow
+def test_bench_train_of_a_gin_file_measures_every_phase_of_its_schedule(capsys):
+    assert main(["bench", "train", "--gin_file", TINY, "--repeats", "1"]) == 0
+    printed = capsys.readouterr().out
+    rows = [line.split() for line in printed.splitlines() if line.strip().startswith(("4²", "8²"))]
+    assert [row[:2] for row in rows] == [["4²", "8²"], ["8²", "fade"], ["8²", "8²"]]
+    assert "roofline =" in printed
 
 
 def _tiny_macs():

@@ -6,8 +6,10 @@ layers), peak memory, and, in the same run, the GFLOP/s of plain 3x3 convolution
 roofline the generator is compared with.
 
 ``bench train``: training images/s of the trainer's own step (D update with R1, Gs update,
-G update, style mixing, fresh noise, its input pipeline) in the stable phase of each given
-resolution, inside networks of each given full resolution.
+G update, style mixing, fresh noise) alone and inside the trainer's loop (input pipeline, host
+work), with the share of the loop's time spent outside the step function: in the stable phase of
+each given resolution inside networks of each given full resolution, or in every phase of a gin
+config's schedule.
 
 ``bench export``: sizes and per-image latency of a generator as Keras, SavedModel and TFLite.
 
@@ -18,6 +20,7 @@ of G and Gs, the kimg reached and the images/s; or, with ``--calibrate``, the me
 """
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -26,7 +29,6 @@ import resource
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -40,7 +42,7 @@ from tf_stylegan.losses import LogisticR1
 ROOFLINE_CONVS = ((512, 32), (128, 128))
 
 
-@dataclass
+@dataclasses.dataclass
 class Measurement:
     name: str
     seconds: float  # median seconds per call
@@ -125,34 +127,69 @@ def run(resolutions=(256, 1024), batch=4, repeats=5, truncation_psi=0.7, print_f
     return rows
 
 
-def train_speed(resolution, network_resolution, batch=8, repeats=5, r1_gamma=10.0, generator=Generator,
-                discriminator=Discriminator, r1_interval=1, **network_kwargs):
-    """(seconds per step, peak RSS MiB) of the stable ``resolution`` phase of a ``network_resolution`` run;
-    with lazy R1 (``r1_interval`` k > 1) the mean over k steps, one of them with the R1 update.
+def schedule_phases(schedule_fn, resolution_log2):
+    """The distinct phases of a schedule up to the full resolution, in order: each level's fade-in
+    (where the schedule has one) and stable part, as the :class:`~tf_stylegan.schedule.Phase` at the
+    middle of that stretch (the last one, which never ends, at its start)."""
+    def key(nimg):
+        phase = schedule_fn(nimg, resolution_log2)
+        return phase.resolution, phase.stable
+
+    final = (2 ** resolution_log2, True)
+    starts, nimg = [0], 0
+    while key(starts[-1]) != final:
+        current = key(starts[-1])
+        stride = schedule_fn(nimg, resolution_log2).minibatch * 256
+        while key(nimg + stride) == current:  # walk ahead, then bisect to the first image of the next stretch
+            nimg += stride
+        low, high = nimg, nimg + stride
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if key(middle) == current else (low, middle)
+        starts.append(nimg := high)
+    middles = [(first + next_first - 1) // 2 for first, next_first in zip(starts, starts[1:])] + [starts[-1]]
+    return [schedule_fn(nimg, resolution_log2) for nimg in middles]
+
+
+def phase_label(phase):
+    return f"{phase.resolution}²" + ("" if phase.stable else " fade")
+
+
+def _synthetic_dataset(network_resolution, count=16):
+    rng = np.random.default_rng(0)
+    levels = {2 ** k: rng.integers(0, 256, (count, 2 ** k, 2 ** k, 3), dtype=np.uint8)
+              for k in range(2, int(math.log2(network_resolution)) + 1)}
+    return data.ImageDataset("synthetic", network_resolution, 3, levels)
+
+
+def train_speed(phase, network_resolution, repeats=5, loop_ticks=3, r1_gamma=10.0, r1_interval=1,
+                generator=Generator, discriminator=Discriminator, **network_kwargs):
+    """Speed of one training phase (a :class:`~tf_stylegan.schedule.Phase`) of a ``network_resolution``
+    run, on synthetic images: a dict of ``step_seconds`` (the step function alone, median of
+    ``repeats``; with lazy R1 the mean over ``r1_interval`` steps, one with the R1 update),
+    ``loop_images_per_s`` and ``outside_graph`` (the trainer's own loop: its last of ``loop_ticks``
+    progress ticks of 16 groups of steps, samples and checkpoints left out), and ``peak_rss_mib``.
 
     ``generator`` / ``discriminator`` build the networks (e.g. gin-configured factories);
     ``network_kwargs`` are passed to both (the discriminator takes only the width arguments).
     """
-    rng = np.random.default_rng(0)
-    levels = {2 ** k: rng.integers(0, 256, (16, 2 ** k, 2 ** k, 3), dtype=np.uint8)
-              for k in range(2, int(math.log2(network_resolution)) + 1)}
-    dataset = data.ImageDataset("synthetic", network_resolution, 3, levels)
+    from tf_stylegan.trainer import Trainer
+
+    minibatch_repeats = 4
+    tick_kimg = 16 * minibatch_repeats * phase.minibatch / 1000
+    fixed = dataclasses.replace(phase, tick_kimg=tick_kimg)
     with tempfile.TemporaryDirectory() as run_dir:
-        from tf_stylegan.trainer import Trainer
-
         trainer = Trainer(
-            run_dir, dataset, generator=functools.partial(generator, **network_kwargs),
+            run_dir, _synthetic_dataset(network_resolution), generator=functools.partial(generator, **network_kwargs),
             discriminator=functools.partial(discriminator, **_discriminator_kwargs(network_kwargs)),
-            loss=LogisticR1(r1_gamma, r1_interval), strategy=tf.distribute.MirroredStrategy(["/cpu:0"]),
-            print_fn=lambda *args: None)
-        lod = math.log2(network_resolution // resolution)
-        for variable in (trainer.G.lod, trainer.D.lod, trainer.Gs.lod):
-            variable.assign(lod)
-        batches = trainer.real_batches(resolution, batch, 0)
-        step = trainer.train_step(resolution, batch)
-        beta = tf.constant(schedule.gs_beta(batch), tf.float32)
+            loss=LogisticR1(r1_gamma, r1_interval), schedule=lambda *args, **kwargs: fixed,
+            total_kimg=loop_ticks * tick_kimg, minibatch_repeats=minibatch_repeats, checkpoint_kimg=10 ** 9,
+            image_snapshot_kimg=10 ** 9, strategy=tf.distribute.MirroredStrategy(["/cpu:0"]), print_fn=lambda *args: None)
+        trainer._set_phase(fixed)
+        batches = trainer.real_batches(phase.resolution, phase.minibatch, 0)
+        step = trainer.train_step(phase.resolution, phase.minibatch)
+        beta = tf.constant(schedule.gs_beta(phase.minibatch), tf.float32)
         counter = iter(range(10 ** 9))
-
         interval = trainer.loss.regularization_interval
 
         def run_steps():
@@ -160,8 +197,12 @@ def train_speed(resolution, network_resolution, batch=8, repeats=5, r1_gamma=10.
                 metrics = step(next(batches), tf.constant([0, next(counter)], tf.int64), beta, index == 0)
             return metrics["Loss/D"]
 
-        seconds = time_call(run_steps, repeats) / interval
-    return seconds, peak_rss_mib()
+        step_seconds = time_call(run_steps, repeats) / interval
+        for variable in (trainer.cur_nimg, trainer.step_count):
+            variable.assign(0)
+        trainer.train()  # the same traced step, inside the trainer's loop
+        return dict(step_seconds=step_seconds, loop_images_per_s=trainer.last_tick["images_per_s"],
+                    outside_graph=trainer.last_tick["outside_graph"], peak_rss_mib=peak_rss_mib())
 
 
 def _discriminator_kwargs(network_kwargs):
@@ -170,24 +211,36 @@ def _discriminator_kwargs(network_kwargs):
 
 
 def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeats=5, r1_gamma=10.0,
-              print_fn=print, generator=Generator, discriminator=Discriminator, r1_interval=1, **network_kwargs):
-    """Runs the training benchmark, prints the table and returns its rows as dicts."""
+              print_fn=print, generator=Generator, discriminator=Discriminator, r1_interval=1, phases=None,
+              **network_kwargs):
+    """Runs the training benchmark, prints the table and returns its rows as dicts.
+
+    ``phases``: {network resolution: [Phase, ...]} to measure (e.g. a gin schedule's
+    :func:`schedule_phases`); default: the stable phase of each of ``resolutions`` with minibatch
+    ``batch`` and the official learning rates, inside networks of each of ``network_resolutions``.
+    """
     every = "every step" if r1_interval == 1 else f"every {r1_interval} steps (lazy)"
-    print_fn(f"tf-stylegan bench train: stable phases, batch {batch}, R1 gamma {r1_gamma} {every}, "
-             f"style mixing 0.9, fresh noise; TensorFlow {tf.__version__}")
-    print_fn(f"{'phase':>6} {'network':>8} {'images/s':>9} {'ms/step':>9} {'peak RSS MiB':>13}")
+    print_fn(f"tf-stylegan bench train: R1 gamma {r1_gamma} {every}, style mixing 0.9, fresh noise, synthetic "
+             f"images; step = the step function alone, loop = the trainer's loop; TensorFlow {tf.__version__}")
+    print_fn(f"{'phase':>9} {'network':>8} {'batch':>6} {'step img/s':>11} {'loop img/s':>11} "
+             f"{'outside graph':>14} {'peak RSS MiB':>13}")
+    if phases is None:
+        phases = {network: [schedule.Phase(0.0, math.log2(network // r), r, 0.0, batch, 0.001, 0.001, 1.0)
+                            for r in resolutions if r <= network] for network in network_resolutions}
     rows = []
-    for network_resolution in network_resolutions:
-        for resolution in resolutions:
-            if resolution > network_resolution:
-                continue
-            seconds, peak = train_speed(resolution, network_resolution, batch, repeats, r1_gamma, generator,
-                                        discriminator, r1_interval, **network_kwargs)
-            row = dict(resolution=resolution, network_resolution=network_resolution,
-                       images_per_s=batch / seconds, ms_per_step=1000 * seconds, peak_rss_mib=peak)
+    for network_resolution, network_phases in phases.items():
+        for phase in network_phases:
+            figures = train_speed(phase, network_resolution, repeats, r1_gamma=r1_gamma, r1_interval=r1_interval,
+                                  generator=generator, discriminator=discriminator, **network_kwargs)
+            row = dict(phase=phase_label(phase), resolution=phase.resolution, fade=phase.fade,
+                       network_resolution=network_resolution, batch=phase.minibatch,
+                       images_per_s=phase.minibatch / figures["step_seconds"],
+                       ms_per_step=1000 * figures["step_seconds"], loop_images_per_s=figures["loop_images_per_s"],
+                       outside_graph=figures["outside_graph"], peak_rss_mib=figures["peak_rss_mib"])
             rows.append(row)
-            print_fn(f"{resolution:>5}² {network_resolution:>7}² {row['images_per_s']:9.2f} "
-                     f"{row['ms_per_step']:9.0f} {peak:13.0f}")
+            print_fn(f"{row['phase']:>9} {network_resolution:>7}² {phase.minibatch:>6} {row['images_per_s']:11.2f} "
+                     f"{row['loop_images_per_s']:11.2f} {100 * row['outside_graph']:13.0f}% "
+                     f"{row['peak_rss_mib']:13.0f}")
     return rows
 
 

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -47,16 +48,28 @@ def bench(args):
     widths = dict(fmap_base=args.fmap_base, fmap_max=args.fmap_max, latent_size=args.latent_size,
                   dlatent_size=args.latent_size, mapping_fmaps=args.latent_size)
     if args.what == "train":
-        networks = {}
+        networks, phases = {}, None
         if args.gin_file:  # the networks of a training config: its Generator / Discriminator bindings
+            import gin
+
             from tf_stylegan import configurables
 
             configurables.parse(args.gin_file)
             networks = dict(generator=configurables.Generator, discriminator=configurables.Discriminator)
             widths = {}
+            if not args.resolution:  # every phase of the config's schedule
+                try:
+                    network_resolution = gin.query_parameter("train.resolution") or args.network_resolution[0]
+                except ValueError:  # not bound: TFRecords give it
+                    network_resolution = args.network_resolution[0]
+                phases = {network_resolution: bench_lib.schedule_phases(
+                    configurables.training_schedule, int(math.log2(network_resolution)))}
         rows = bench_lib.run_train(resolutions=args.resolution or [32, 64], batch=args.batch or 8,
                                    network_resolutions=args.network_resolution, repeats=args.repeats,
-                                   r1_gamma=args.r1_gamma, r1_interval=args.r1_interval, **networks, **widths)
+                                   r1_gamma=args.r1_gamma, r1_interval=args.r1_interval, phases=phases,
+                                   **networks, **widths)
+        best = max(conv.gflops for conv in bench_lib.roofline())
+        print(f"roofline = {best:.1f} GFLOP/s (plain 3x3 convs {bench_lib.ROOFLINE_CONVS}, batch 4, this run)")
     elif args.what == "fid":
         rows = [bench_lib.run_fid_features(resolution, batch=args.batch or 32) for resolution in args.resolution or [256]]
     elif args.what == "export":
@@ -384,7 +397,8 @@ def build_parser():
     bench_parser.add_argument("what", nargs="?", choices=("generator", "train", "export", "fid", "quality"),
                               default="generator")
     bench_parser.add_argument("--resolution", type=int, nargs="+",
-                              help="generator: output resolutions (256 1024); train: phases (32 64); export, fid: 256")
+                              help="generator: output resolutions (256 1024); train: stable phases (32 64; with "
+                                   "--gin_file and none given: every phase of its schedule); export, fid: 256")
     bench_parser.add_argument("--network-resolution", type=int, nargs="+", default=[1024],
                               help="train: full resolution of the networks the phases run in")
     bench_parser.add_argument("--batch", type=int, help="generator: 4; train: 8; fid: 32")

@@ -144,6 +144,9 @@ class Trainer:
         self.max_skipped_steps = int(max_skipped_steps)
         self.skipped_updates = {"D": 0, "G": 0}  # updates skipped for non-finite gradients in this session
         self._consecutive_skips = 0
+        # The last progress tick: images/s (samples, checkpoints and metrics left out) and the share
+        # of that time spent outside the step function (input pipeline, Python, host syncs).
+        self.last_tick = None
         self._Gs_inference = None
         self.print = print_fn
         self.strategy = strategy or default_strategy()
@@ -371,10 +374,13 @@ class Trainer:
         next_checkpoint = _next_multiple(self.cur_nimg.numpy(), self.checkpoint_nimg)
         next_snapshot = _next_multiple(self.cur_nimg.numpy(), self.image_snapshot_nimg)
         next_metrics = _next_multiple(self.cur_nimg.numpy(), self.metrics_nimg) if self.metrics_nimg else None
-        tick_start_nimg, tick_start_time, step_metrics = int(self.cur_nimg.numpy()), time.time(), {}
+        tick_start_nimg, step_metrics = int(self.cur_nimg.numpy()), {}
         start_nimg, start_time = tick_start_nimg, time.time()
         if self.cur_nimg.numpy() == 0:
             self._write_samples(writer)
+        # A tick's time: in the step function (graph, outputs fetched), and the rest of the loop;
+        # samples, checkpoints and metrics (maintenance) are left out of its images/s.
+        tick_start_time, graph_seconds = time.time(), 0.0
         interval = self.loss.regularization_interval
         while self.cur_nimg.numpy() < self.total_nimg:
             phase = self.phase(int(self.cur_nimg.numpy()))
@@ -388,9 +394,12 @@ class Trainer:
                 step_index = int(self.step_count.numpy())
                 seed = tf.constant([self.seed, step_index], tf.int64)
                 regularize = interval > 1 and step_index % interval == 0
-                metrics = step(next(iterator), seed, beta, regularize)
+                reals = next(iterator)
+                graph_start = time.time()
+                metrics = step(reals, seed, beta, regularize)
                 # Metrics of the lazy regularization step stay at their last value between its steps.
                 step_metrics = {**step_metrics, **{name: float(value) for name, value in metrics.items()}}
+                graph_seconds += time.time() - graph_start
                 self._count_skips(step_metrics)
                 self.cur_nimg.assign_add(phase.minibatch)
                 self.step_count.assign_add(1)
@@ -399,11 +408,13 @@ class Trainer:
             nimg = int(self.cur_nimg.numpy())
             tick_nimg = int((self.tick_kimg or phase.tick_kimg) * 1000)
             done = nimg >= self.total_nimg or (max_seconds is not None and time.time() - start_time >= max_seconds)
-            if nimg - tick_start_nimg >= tick_nimg or done:
+            tick_done = nimg - tick_start_nimg >= tick_nimg or done
+            if tick_done:
                 now = time.time()
-                speed = (nimg - tick_start_nimg) / max(now - tick_start_time, 1e-9)
-                self._report(phase, step_metrics, speed, (nimg - start_nimg) / max(now - start_time, 1e-9), writer)
-                tick_start_nimg, tick_start_time = nimg, now
+                self.last_tick = dict(images_per_s=(nimg - tick_start_nimg) / max(now - tick_start_time, 1e-9),
+                                      outside_graph=max(0.0, 1.0 - graph_seconds / max(now - tick_start_time, 1e-9)))
+                self._report(phase, step_metrics, (nimg - start_nimg) / max(now - start_time, 1e-9), writer)
+                tick_start_nimg = nimg
             if nimg >= next_snapshot or done:
                 self._write_samples(writer)
                 next_snapshot = _next_multiple(nimg, self.image_snapshot_nimg)
@@ -417,18 +428,22 @@ class Trainer:
             if self.metrics and ((next_metrics is not None and nimg >= next_metrics) or done):
                 self.evaluate_metrics(writer)
                 next_metrics = _next_multiple(nimg, self.metrics_nimg) if self.metrics_nimg else None
+            if tick_done:
+                tick_start_time, graph_seconds = time.time(), 0.0
             if done:
                 break
         return step_metrics
 
-    def _report(self, phase, metrics, speed, mean_speed, writer):
+    def _report(self, phase, metrics, mean_speed, writer):
         nimg = int(self.cur_nimg.numpy())
+        speed, outside_graph = self.last_tick["images_per_s"], self.last_tick["outside_graph"]
         remaining = (self.total_nimg - nimg) / max(mean_speed, 1e-9)
         losses = "  ".join(f"{name.split('/')[-1]} {value:7.4f}" for name, value in sorted(metrics.items()))
         skipped = sum(self.skipped_updates.values())
         skipped = f"  skipped D {self.skipped_updates['D']} G {self.skipped_updates['G']}" if skipped else ""
         self.print(f"kimg {nimg / 1000:9.3f}/{self.total_nimg / 1000:g}  {phase.resolution:>4}px  "
-                   f"fade {phase.fade:4.2f}  lod {phase.lod:5.3f}  {speed:7.2f} img/s  {losses}{skipped}  "
+                   f"fade {phase.fade:4.2f}  lod {phase.lod:5.3f}  {speed:7.2f} img/s  "
+                   f"outside graph {100 * outside_graph:2.0f}%  {losses}{skipped}  "
                    f"ETA {_duration(remaining)}")
         if writer is None:
             return
@@ -437,8 +452,9 @@ class Trainer:
                 logs.scalar(name, value)
             for name, value in (("Progress/kimg", nimg / 1000), ("Progress/lod", phase.lod),
                                 ("Progress/resolution", phase.resolution), ("Progress/fade", phase.fade),
-                                ("Speed/images_per_s", speed), ("LearningRate/G", phase.G_lrate),
-                                ("LearningRate/D", phase.D_lrate * self.D_update_ratio), ("Train/skipped_D", self.skipped_updates["D"]),
+                                ("Speed/images_per_s", speed), ("Speed/outside_graph_share", outside_graph),
+                                ("LearningRate/G", phase.G_lrate), ("LearningRate/D", phase.D_lrate * self.D_update_ratio),
+                                ("Train/skipped_D", self.skipped_updates["D"]),
                                 ("Train/skipped_G", self.skipped_updates["G"])):
                 logs.scalar(name, value)
 
