@@ -13,7 +13,7 @@ from tf_stylegan.cli import main
 from tf_stylegan.official import load_official_pickle
 from tf_stylegan.schedule import training_schedule
 from tf_stylegan.snapshot import load_networks
-from test_training import TINY  # noqa: E402
+from test_training import TINY
 
 
 @pytest.mark.slow

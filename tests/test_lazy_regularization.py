@@ -11,8 +11,8 @@ from conftest import official_ref_path
 from tf_stylegan import step as step_lib
 from tf_stylegan.discriminator import Discriminator
 from tf_stylegan.losses import LogisticR1
-from test_training import train_in_process  # noqa: E402
-from test_training_parity import _trainer_from_official  # noqa: E402
+from test_training import train_in_process
+from test_training_parity import _trainer_from_official
 
 
 def _copy_of(discriminator):

@@ -22,6 +22,7 @@ of G and Gs, the kimg reached and the images/s; or, with ``--calibrate``, the me
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import os
@@ -147,7 +148,7 @@ def schedule_phases(schedule_fn, resolution_log2):
             middle = (low + high) // 2
             low, high = (middle, high) if key(middle) == current else (low, middle)
         starts.append(nimg := high)
-    middles = [(first + next_first - 1) // 2 for first, next_first in zip(starts, starts[1:])] + [starts[-1]]
+    middles = [(first + next_first - 1) // 2 for first, next_first in itertools.pairwise(starts)] + [starts[-1]]
     return [schedule_fn(nimg, resolution_log2) for nimg in middles]
 
 
