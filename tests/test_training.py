@@ -223,6 +223,7 @@ def test_run_directory_holds_checkpoints_samples_logs_config_and_networks(tiny_r
         assert tag in events, f"{tag} missing from the TensorBoard logs; tags: {sorted(events)}"
     assert scalars["Progress/kimg"][128] == pytest.approx(0.128)
     assert all(np.isfinite(v) for v in scalars["Loss/D"].values())
+    assert all(0 <= share < 1 for share in scalars["Speed/outside_graph_share"].values())
     image_steps = [step for step, _, plugin in events["Samples/Gs"] if plugin == "images"]
     assert image_steps == [0, 64, 128]
     last_image = tf.make_ndarray(events["Samples/Gs"][-1][1])
