@@ -163,13 +163,13 @@ def _synthetic_dataset(network_resolution, count=16):
     return data.ImageDataset("synthetic", network_resolution, 3, levels)
 
 
-def train_speed(phase, network_resolution, repeats=5, loop_ticks=3, r1_gamma=10.0, r1_interval=1,
+def train_speed(phase, network_resolution, repeats=5, loop_ticks=2, r1_gamma=10.0, r1_interval=1,
                 generator=Generator, discriminator=Discriminator, **network_kwargs):
     """Speed of one training phase (a :class:`~tf_stylegan.schedule.Phase`) of a ``network_resolution``
     run, on synthetic images: a dict of ``step_seconds`` (the step function alone, median of
     ``repeats``; with lazy R1 the mean over ``r1_interval`` steps, one with the R1 update),
     ``loop_images_per_s`` and ``outside_graph`` (the trainer's own loop: its last of ``loop_ticks``
-    progress ticks of 16 groups of steps, samples and checkpoints left out), and ``peak_rss_mib``.
+    progress ticks of 8 groups of steps, samples and checkpoints left out), and ``peak_rss_mib``.
 
     ``generator`` / ``discriminator`` build the networks (e.g. gin-configured factories);
     ``network_kwargs`` are passed to both (the discriminator takes only the width arguments).
@@ -177,7 +177,7 @@ def train_speed(phase, network_resolution, repeats=5, loop_ticks=3, r1_gamma=10.
     from tf_stylegan.trainer import Trainer
 
     minibatch_repeats = 4
-    tick_kimg = 16 * minibatch_repeats * phase.minibatch / 1000
+    tick_kimg = 8 * minibatch_repeats * phase.minibatch / 1000
     fixed = dataclasses.replace(phase, tick_kimg=tick_kimg)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(
