@@ -307,9 +307,9 @@ def _official(gpus, lrate):
 
 OFFICIAL_PRESETS = {  # gin file: (official bindings, (loss class, its official arguments))
     "ffhq_1024_8gpu.gin": (_official(_OFFICIAL_8GPU, _OFFICIAL_FFHQ_LRATE),
-                           ("LogisticR1", {"r1_gamma": 10.0})),  # D_logistic_simplegp(r1_gamma=10.0)
+                           ("LogisticR1", {"r1_gamma": 10.0, "r1_interval": 1})),  # D_logistic_simplegp(r1_gamma=10.0): v1 has no lazy R1
     "ffhq_1024_1gpu.gin": (_official(_OFFICIAL_1GPU, _OFFICIAL_FFHQ_LRATE),
-                           ("LogisticR1", {"r1_gamma": 10.0})),
+                           ("LogisticR1", {"r1_gamma": 10.0, "r1_interval": 1})),
     # '-celebahq' + '-8gpu' + '-wgangp': G_wgan / D_wgan_gp (wgan_lambda=10.0, wgan_epsilon=0.001, wgan_target=1.0)
     "celebahq_1024_wgangp.gin": (_official(_OFFICIAL_8GPU, _OFFICIAL_WGANGP_LRATE),
                                  ("WGANGP", {"wgan_lambda": 10.0, "wgan_epsilon": 0.001, "wgan_target": 1.0})),
