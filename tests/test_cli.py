@@ -9,6 +9,7 @@ import pytest
 
 from conftest import nchw, official_ref_path
 from tf_stylegan import bench as bench_lib
+from tf_stylegan import step as step_lib
 from tf_stylegan.cli import main
 from tf_stylegan.official import load_official_pickle
 from tf_stylegan.schedule import training_schedule
@@ -74,7 +75,11 @@ def test_bench_prints_a_table_of_positive_figures(capsys):
 
 
 @pytest.mark.parametrize("r1_interval, header", [(1, "every step"), (3, "every 3 steps (lazy)")])
-def test_bench_train_prints_positive_figures_with_and_without_lazy_r1(capsys, r1_interval, header):
+def test_bench_train_prints_positive_figures_with_and_without_lazy_r1(capsys, monkeypatch, r1_interval, header):
+    flags = []
+    original = step_lib.TrainStep.__call__
+    monkeypatch.setattr(step_lib.TrainStep, "__call__", lambda self, reals, seed, beta, regularize=False: (
+        flags.append(bool(regularize)), original(self, reals, seed, beta, regularize))[1])
     rows = bench_lib.run_train(resolutions=(4, 8), network_resolutions=(8,), batch=4, repeats=1,
                                r1_interval=r1_interval, fmap_base=64, fmap_max=16, latent_size=16,
                                dlatent_size=16, mapping_fmaps=16, mapping_layers=2)
@@ -84,6 +89,8 @@ def test_bench_train_prints_positive_figures_with_and_without_lazy_r1(capsys, r1
     for row in rows:
         assert row["images_per_s"] > 0 and row["loop_images_per_s"] > 0 and row["peak_rss_mib"] > 0
         assert 0 <= row["outside_graph"] < 1
+    # The separate R1 update only with lazy R1, once per r1_interval steps (step alone and loop alike).
+    assert sum(flags) == (0 if r1_interval == 1 else pytest.approx(len(flags) / r1_interval, abs=4))
 
 
 def test_schedule_phases_walks_every_fade_and_stable_phase_to_the_full_resolution():

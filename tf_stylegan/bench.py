@@ -195,7 +195,8 @@ def train_speed(phase, network_resolution, repeats=5, loop_ticks=2, r1_gamma=10.
 
         def run_steps():
             for index in range(interval):
-                metrics = step(next(batches), tf.constant([0, next(counter)], tf.int64), beta, index == 0)
+                regularize = interval > 1 and index == 0
+                metrics = step(next(batches), tf.constant([0, next(counter)], tf.int64), beta, regularize)
             return metrics["Loss/D"]
 
         step_seconds = time_call(run_steps, repeats) / interval
