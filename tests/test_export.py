@@ -1,5 +1,6 @@
 """Export: SavedModel signatures against the official reference, TFLite, saved_model_cli, load()."""
 
+import json
 import os
 import subprocess
 import sys
@@ -276,3 +277,22 @@ def test_tflite_tolerance_follows_the_networks_own_float32_precision(small_gener
     differences = export.verify_tflite(module, tflite_path)
     # Measured here: rounding 0.025, TFLite 0.066 — a fixed 1e-3 would refuse a faithful conversion.
     assert differences["synthesis_stored_noise"]["raw_images"] <= 4 * rounding
+
+
+@pytest.mark.parametrize("dtype, max_levels", [("float16", 4), ("bfloat16", 64)])
+def test_cli_export_computing_in_a_narrow_type(small_generator, tmp_path, capsys, dtype, max_levels):
+    save_networks(tmp_path / "snapshot", Gs=small_generator)
+    out = tmp_path / "out"
+    assert main(["export", str(tmp_path / "snapshot"), "--out", str(out), "--version", "1"]) == 0
+    assert main(["export", str(tmp_path / "snapshot"), "--out", str(out), "--version", "2", "--dtype", dtype]) == 0
+    full, narrow = tf_stylegan.load(out / "stylegan" / "1"), tf_stylegan.load(out / "stylegan" / "2")
+    with open(out / "stylegan" / "2" / "assets.extra" / export.METADATA_FILE) as file:
+        assert json.load(file)["compute_dtype"] == dtype
+    seeds = np.arange(16)
+    difference = np.abs(full.generate(seeds=seeds).astype(int) - narrow.generate(seeds=seeds).astype(int))
+    print(f"{dtype}: max {difference.max()} levels, mean {difference.mean():.3f}")
+    assert difference.max() <= max_levels
+    assert narrow.synthesis(narrow.mapping(narrow.latents([0])), raw=True).dtype == np.float32
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "snapshot"), "--out", str(out), "--dtype", dtype, "--tflite"]) == 1
+    assert "--quantize float16" in capsys.readouterr().err

@@ -187,6 +187,7 @@ def dataset_info(args):
 def export(args):
     """The moving-average generator -> SavedModel (TF Serving layout), optionally TFLite."""
     from tf_stylegan import export as export_lib
+    from tf_stylegan import precision
     from tf_stylegan.inference import LoadError, keras_generator
 
     try:
@@ -196,6 +197,11 @@ def export(args):
     if float(generator.lod.numpy()) != 0:
         print(f"warning: {args.model} is still growing (lod {float(generator.lod.numpy()):g}): the export "
               "produces its current, blended output", file=sys.stderr)
+    if args.dtype != "float32":
+        if args.tflite or args.quantize:
+            return _fail(f"--dtype {args.dtype} exports a SavedModel for GPU serving; for a float16 TFLite "
+                         "model use --quantize float16 (with the default --dtype float32)")
+        generator = export_lib.generator_copy(generator, precision.policy_name(args.dtype))
     module = export_lib.GeneratorModule(generator)  # traced once: for the export, its check and TFLite's
     try:
         path = export_lib.export_saved_model(module, args.out, name=args.name, version=args.version)
@@ -445,6 +451,10 @@ def build_parser():
     export_parser.add_argument("--tflite", action="store_true", help="also write a float32 TFLite model")
     export_parser.add_argument("--quantize", choices=("float16", "dynamic"),
                                help="write a quantized TFLite model instead (implies --tflite)")
+    export_parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                               help="the SavedModel computes in this type (float16: for GPUs; the mapping "
+                                    "network and normalisation statistics stay float32; inputs and outputs "
+                                    "are float32 / uint8 either way)")
     export_parser.set_defaults(run=export)
 
     metrics_parser = commands.add_parser(

@@ -79,6 +79,7 @@ def train(
     max_skipped_steps=10,  # stop after this many consecutive steps with non-finite gradients (updates skipped)
     resume=False,  # True: the latest checkpoint in run_dir; or a checkpoint path
     max_seconds=None,  # wall-time budget: stop (with a checkpoint) at the first group of steps past it
+    mixed_precision=None,  # 'float16' (with loss scaling) or 'bfloat16': G and D compute in it, for GPUs
     strategy=None,
     print_fn=print,
 ):
@@ -97,7 +98,8 @@ def train(
         schedule=training_schedule, total_kimg=total_kimg, seed=seed, mirror_augment=mirror_augment,
         G_smoothing_kimg=G_smoothing_kimg, minibatch_repeats=minibatch_repeats, checkpoint_kimg=checkpoint_kimg,
         image_snapshot_kimg=image_snapshot_kimg, tick_kimg=tick_kimg, metrics=metrics, metrics_kimg=metrics_kimg,
-        max_skipped_steps=max_skipped_steps, strategy=strategy, print_fn=print_fn,
+        max_skipped_steps=max_skipped_steps, mixed_precision=mixed_precision, strategy=strategy,
+        print_fn=print_fn,
     )
     if resume:
         restored = trainer.restore(None if resume is True else resume)

@@ -40,6 +40,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from tf_stylegan import precision
 
 SEED_STREAM_LATENTS = 0  # second word of the stateless seed of z draws
 SEED_STREAM_NOISE = 1  # ... and of noise draws
@@ -126,7 +127,7 @@ class GeneratorModule(tf.Module):
                 "dlatent_size": self.dlatent_size, "num_layers": self.num_layers,
                 "resolution": self.resolution, "num_channels": self.num_channels,
                 "truncation_psi": self.default_truncation_psi, "truncation_cutoff": self.truncation_cutoff,
-                "signatures": list(SIGNATURES)}
+                "compute_dtype": self.generator.synthesis.compute_dtype, "signatures": list(SIGNATURES)}
 
     # --- signature bodies --------------------------------------------------------------------
 
@@ -152,12 +153,11 @@ class GeneratorModule(tf.Module):
         return {"dlatents": self.generator.truncate(dlatents, psi, self.truncation_cutoff)}
 
     def _synthesis(self, dlatents, noise_seeds, noise_scale):
-        raw = self.generator.synthesis(dlatents, randomize_noise=False,
-                                       noise=self._noise(noise_seeds, noise_scale))
+        raw = self._raw_images(dlatents, self._noise(noise_seeds, noise_scale))
         return {"images": to_uint8(raw), "raw_images": raw}
 
     def _synthesis_stored_noise(self, dlatents):
-        raw = self.generator.synthesis(dlatents, randomize_noise=False)
+        raw = self._raw_images(dlatents)
         return {"images": to_uint8(raw), "raw_images": raw}
 
     def _style_mix(self, z_a, z_b, crossover, truncation_psi):
@@ -167,7 +167,12 @@ class GeneratorModule(tf.Module):
         return self._images(self.generator.mix(dlatents_a, dlatents_b, crossover))
 
     def _images(self, dlatents):
-        return {"images": to_uint8(self.generator.synthesis(dlatents, randomize_noise=False))}
+        return {"images": to_uint8(self._raw_images(dlatents))}
+
+    def _raw_images(self, dlatents, noise=None):
+        """float32 images [N, H, W, C] whatever the generator computes in (float16 exports)."""
+        images = self.generator.synthesis(dlatents, randomize_noise=False, noise=noise)
+        return tf.cast(images, tf.float32)
 
     def _noise(self, noise_seeds, noise_scale):
         """Per-layer noise [N, s, s, 1]: fresh from each non-negative seed, else stored; scaled."""
@@ -333,23 +338,24 @@ def tflite_runner(tflite_path, signature="serving_default"):
     return interpreter.get_signature_runner(signature)
 
 
+def generator_copy(generator, policy):
+    """A copy of ``generator`` with its weights whose layers compute under the Keras dtype
+    ``policy`` (e.g. 'mixed_float16', 'float64')."""
+    from tf_stylegan.generator import Generator
+
+    with precision.dtype_policy(policy):  # the sublayers take the global policy
+        copy = Generator.from_config({**generator.get_config(), "dtype": policy})
+        copy.build()
+    for target, source in zip(copy.variables, generator.variables):
+        target.assign(tf.cast(source, target.dtype))
+    return copy
+
+
 def float32_rounding_error(generator, dlatents):
     """Max |float32 - float64| of the generator's images of ``dlatents`` (stored noise): how far
     float32 arithmetic itself lands from exact in this network. Instance norm of a layer with little
     variance amplifies rounding, so a trained network may be far less precise than 1e-3."""
-    import keras
-
-    from tf_stylegan.generator import Generator
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float64")  # the sublayers take the global policy
-    try:
-        exact = Generator.from_config({**generator.get_config(), "dtype": "float64"})
-        exact.build()
-    finally:
-        keras.config.set_dtype_policy(previous)
-    for target, source in zip(exact.variables, generator.variables):
-        target.assign(tf.cast(source, target.dtype))
+    exact = generator_copy(generator, "float64")
     images64 = exact.synthesis(tf.constant(dlatents, tf.float64), randomize_noise=False).numpy()
     images32 = generator.synthesis(tf.constant(dlatents, tf.float32), randomize_noise=False).numpy()
     return float(np.max(np.abs(images32 - images64)))

@@ -42,7 +42,7 @@ class MappingNetwork(keras.layers.Layer):
             EqualizedDense(
                 dlatent_size if i == self.mapping_layers - 1 else mapping_fmaps,
                 gain=gain, lr_multiplier=mapping_lrmul, activation=mapping_nonlinearity,
-                use_wscale=use_wscale, name=f"dense{i}",
+                use_wscale=use_wscale, dtype=self.dtype_policy, name=f"dense{i}",
             )
             for i in range(self.mapping_layers)
         ]

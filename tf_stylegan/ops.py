@@ -37,18 +37,26 @@ def activation_gain(nonlinearity="lrelu"):
     return float(np.sqrt(2.0))
 
 
+def in_float32(x):
+    """float16 / bfloat16 ``x`` cast to float32: statistics (norms, moments) that would overflow or
+    round away in 16 bits are taken in float32 under mixed precision."""
+    return ops.cast(x, "float32") if x.dtype in (tf.float16, tf.bfloat16) else x
+
+
 def pixel_norm(x, axis=-1, epsilon=NORM_EPSILON):
     """Normalise each feature vector to unit mean square along ``axis``."""
-    return x * ops.rsqrt(ops.mean(ops.square(x), axis=axis, keepdims=True) + epsilon)
+    inv_norm = ops.rsqrt(ops.mean(ops.square(in_float32(x)), axis=axis, keepdims=True) + epsilon)
+    return x * ops.cast(inv_norm, x.dtype)
 
 
 def instance_norm_stats(x, epsilon=NORM_EPSILON):
-    """Per-sample, per-channel mean and 1/std over H and W (biased variance, eps inside).
+    """Per-sample, per-channel mean and 1/std over H and W (biased variance, eps inside; taken in
+    float32 under mixed precision, returned in ``x``'s dtype).
 
     Returns two tensors of shape [N, 1, 1, C].
     """
-    mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
-    return mean, ops.rsqrt(variance + epsilon)
+    mean, variance = ops.moments(in_float32(x), axes=[1, 2], keepdims=True)
+    return ops.cast(mean, x.dtype), ops.cast(ops.rsqrt(variance + epsilon), x.dtype)
 
 
 def scaled_noise(noise, strength):
@@ -78,8 +86,16 @@ def modulated_epilogue(x, noise, strength, bias, scale, shift, nonlinearity, use
 
 def adaptive_instance_norm(x, scale, shift, use_instance_norm=True, epsilon=NORM_EPSILON):
     """[instance norm] then ``x * scale + shift`` ([N, 1, 1, C] each, or None for identity),
-    applied as one per-channel scale and shift."""
-    if use_instance_norm:
+    applied as one per-channel scale and shift.
+
+    In float16 / bfloat16 the input is centred and normalised first instead: the folded shift
+    ``shift - mean * scale`` cancels catastrophically where a channel is nearly constant (the
+    const input starts at ones: std 0, 1/std 1e4).
+    """
+    if use_instance_norm and x.dtype in (tf.float16, tf.bfloat16):
+        mean, inv_std = instance_norm_stats(x, epsilon)
+        x = (x - mean) * inv_std
+    elif use_instance_norm:
         mean, inv_std = instance_norm_stats(x, epsilon)
         scale = inv_std if scale is None else inv_std * scale
         shift = -mean * scale if shift is None else shift - mean * scale
@@ -188,7 +204,7 @@ def minibatch_stddev(x, group_size=4, num_features=1, epsilon=NORM_EPSILON):
                          f"{min(group_size, batch)}; use a batch divisible by mbstd_group_size")
     group = group_size if batch is None else ops.minimum(group_size, batch)
     # [G, M, H, W, F, C/F]: sample n = g * M + m.
-    y = ops.reshape(x, [group, -1, height, width, num_features, channels // num_features])
+    y = ops.reshape(in_float32(x), [group, -1, height, width, num_features, channels // num_features])
     y = y - ops.mean(y, axis=0, keepdims=True)
     y = ops.sqrt(ops.mean(ops.square(y), axis=0) + epsilon)  # [M, H, W, F, C/F]
     y = ops.mean(y, axis=[1, 2, 4])  # [M, F]

@@ -156,6 +156,22 @@ def apply_if_finite(optimizer, gradients, variables):
     return skipped
 
 
+def minimize(optimizer, tape, objective, variables, loss_scale=None):
+    """Applies ``optimizer`` to the gradients of ``objective`` (computed on ``tape``; already scaled
+    when ``loss_scale`` is given) if they are all finite; returns the skip flag of :func:`apply_if_finite`."""
+    gradients = tape.gradient(objective, variables)
+    if loss_scale is None:
+        return apply_if_finite(optimizer, gradients, variables)
+    skipped = apply_if_finite(optimizer, loss_scale.unscale(gradients), variables)
+    loss_scale.update(skipped)
+    return skipped
+
+
+def scaled(loss, loss_scale):
+    """``loss`` times the loss scale, if any (inside the tape)."""
+    return loss if loss_scale is None else loss_scale.scale(loss)
+
+
 class TrainStep:
     """The distributed iteration of one resolution and global minibatch:
     ``step(reals, seed, beta, regularize=False) -> metrics``, traced once per ``regularize``.
@@ -194,8 +210,8 @@ class TrainStep:
             losses, metrics = discriminator_loss(t.loss, t.D, reals, fakes, inputs.get("mixing_factors"),
                                                  t.D.lod, t.dataset.resolution)
             loss = tf.reduce_sum(losses) / self.global_batch
-        variables = t.D.trainable_variables
-        skipped = apply_if_finite(t.D_opt, tape.gradient(loss, variables), variables)
+            objective = scaled(loss, t.loss_scales.get("D"))
+        skipped = minimize(t.D_opt, tape, objective, t.D.trainable_variables, t.loss_scales.get("D"))
         metrics = {name: tf.reduce_sum(value) / self.global_batch for name, value in metrics.items()}
         return {"Loss/D": loss, **metrics}, skipped
 
@@ -204,8 +220,8 @@ class TrainStep:
         with tf.GradientTape() as tape:
             losses, metrics = discriminator_regularization(t.loss, t.D, reals, t.D.lod, t.dataset.resolution)
             loss = tf.reduce_sum(losses) / self.global_batch
-        variables = t.D.trainable_variables
-        skipped = apply_if_finite(t.D_opt, tape.gradient(loss, variables), variables)
+            objective = scaled(loss, t.loss_scales.get("D"))
+        skipped = minimize(t.D_opt, tape, objective, t.D.trainable_variables, t.loss_scales.get("D"))
         metrics = {name: tf.reduce_sum(value) / self.global_batch for name, value in metrics.items()}
         return {"Loss/D_reg": loss, **metrics}, skipped
 
@@ -214,8 +230,8 @@ class TrainStep:
         with tf.GradientTape() as tape:
             fakes = generate(t.G, inputs["g"], self.resolution)
             loss = tf.reduce_sum(t.loss.generator_loss(t.D(fakes))) / self.global_batch
-        variables = t.G.trainable_variables
-        skipped = apply_if_finite(t.G_opt, tape.gradient(loss, variables), variables)
+            objective = scaled(loss, t.loss_scales.get("G"))
+        skipped = minimize(t.G_opt, tape, objective, t.G.trainable_variables, t.loss_scales.get("G"))
         return {"Loss/G": loss}, skipped
 
     def _replica_inputs(self, seed):
@@ -249,6 +265,8 @@ class TrainStep:
         metrics = {name: strategy.reduce("SUM", value, axis=None) for name, value in metrics.items()}
         metrics["Train/D_skipped"] = d_skipped
         metrics["Train/G_skipped"] = strategy.reduce("MEAN", g_skipped, axis=None)
+        for name, loss_scale in t.loss_scales.items():
+            metrics[f"Train/{name}_loss_scale_log2"] = tf.convert_to_tensor(loss_scale.log2_scale)
         return metrics
 
     def _step(self, reals, seed, beta, regularize):

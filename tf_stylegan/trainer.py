@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from tf_stylegan import data as data_lib
 from tf_stylegan import logs
+from tf_stylegan import precision
 from tf_stylegan import schedule as schedule_lib
 from tf_stylegan import snapshot
 from tf_stylegan.discriminator import Discriminator
@@ -120,6 +121,7 @@ class Trainer:
         metrics=(),  # metrics.FID / metrics.PPL instances, evaluated on Gs
         metrics_kimg=None,  # metrics interval (None: at the end only)
         max_skipped_steps=10,  # stop after this many consecutive steps with an update skipped (non-finite gradients)
+        mixed_precision=None,  # 'float16' or 'bfloat16': G and D compute in it (precision.py); Gs stays float32
         strategy=None,
         print_fn=print,
     ):
@@ -153,12 +155,15 @@ class Trainer:
         self.num_replicas = self.strategy.num_replicas_in_sync
         self.resolution_log2 = int(np.log2(dataset.resolution))
 
+        self.mixed_precision = mixed_precision
+        policy = precision.policy_name(mixed_precision)
         keras.utils.set_random_seed(self.seed)  # the same initial weights on every worker and every run
         with self.strategy.scope():
             shared = dict(resolution=dataset.resolution, num_channels=dataset.num_channels)
-            self.G = generator(name="G", **shared)
-            self.D = discriminator(name="D", **shared)
-            self.Gs = generator(name="Gs", **shared)
+            with precision.dtype_policy(policy):
+                self.G = generator(name="G", **shared)
+                self.D = discriminator(name="D", **shared)
+            self.Gs = generator(name="Gs", dtype="float32", **shared)
             for network in (self.G, self.D, self.Gs):
                 network.build()
             # Lazy regularization every k minibatches adds one D update per k: D's Adam runs with the
@@ -172,6 +177,10 @@ class Trainer:
                                                beta_2=adam_beta2 ** self.D_update_ratio)
             self.G_opt.build(self.G.trainable_variables)
             self.D_opt.build(self.D.trainable_variables)
+            # float16 gradients need loss scaling (bfloat16 has float32's range).
+            self.loss_scales = {}
+            if mixed_precision == "float16":
+                self.loss_scales = {"G": precision.DynamicLossScale("G"), "D": precision.DynamicLossScale("D")}
             self.cur_nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_nimg")
             self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.prev_lod = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="prev_lod")
@@ -186,6 +195,7 @@ class Trainer:
             G_opt={str(i): v for i, v in enumerate(self.G_opt.variables)},
             D_opt={str(i): v for i, v in enumerate(self.D_opt.variables)},
             cur_nimg=self.cur_nimg, step=self.step_count, prev_lod=self.prev_lod,
+            **{f"{name}_loss_scale": scale.log2_scale for name, scale in self.loss_scales.items()},
         )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._checkpoint_directory(), max_to_keep=max_checkpoints)
