@@ -1,11 +1,13 @@
 """The tf-stylegan command line: convert-official, bench, and the train placeholder."""
 
 import functools
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import nchw, official_ref_path
 from tf_stylegan import bench as bench_lib
@@ -91,6 +93,27 @@ def test_bench_train_prints_positive_figures_with_and_without_lazy_r1(capsys, mo
         assert 0 <= row["outside_graph"] < 1
     # The separate R1 update only with lazy R1, once per r1_interval steps (step alone and loop alike).
     assert sum(flags) == (0 if r1_interval == 1 else pytest.approx(len(flags) / r1_interval, abs=4))
+
+
+def test_bench_train_profile_of_a_grayscale_config_names_the_step_kernels(capsys):
+    assert main(["bench", "train", "--resolution", "8", "--network-resolution", "8", "--batch", "4", "--repeats", "1",
+                 "--channels", "1", "--profile", "5", "--fmap-base", "64", "--fmap-max", "16",
+                 "--latent-size", "16"]) == 0
+    printed = capsys.readouterr().out
+    kernels = [line for line in printed.splitlines() if "kernels" in line]
+    assert len(kernels) == 1 and "ms per step" in kernels[0]
+    shares = re.findall(r"(\w+) [\d.]+ \((\d+)%\)", kernels[0])
+    assert len(shares) == 5 and "Conv2D" in dict(shares)  # the step is convolutions first
+    assert sum(int(share) for _, share in shares) <= 100
+
+
+def test_op_profile_counts_the_kernels_of_a_function_once():
+    x = tf.random.normal([4, 16, 16, 8])
+    kernel = tf.random.normal([3, 3, 8, 8])
+    conv = tf.function(lambda: tf.nn.conv2d(tf.nn.conv2d(x, kernel, 1, "SAME"), kernel, 1, "SAME"))
+    profile = dict(bench_lib.op_profile(conv, calls=2))
+    assert set(profile) >= {"Conv2D"} and profile["Conv2D"] > 0
+    assert "Process" not in profile and "ParallelFor" not in profile
 
 
 def test_schedule_phases_walks_every_fade_and_stable_phase_to_the_full_resolution():

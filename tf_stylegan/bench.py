@@ -19,9 +19,11 @@ config's schedule.
 of G and Gs, the kimg reached and the images/s; or, with ``--calibrate``, the meter's calibration.
 """
 
+import collections
 import contextlib
 import dataclasses
 import functools
+import glob
 import itertools
 import json
 import math
@@ -156,20 +158,55 @@ def phase_label(phase):
     return f"{phase.resolution}²" + ("" if phase.stable else " fade")
 
 
-def _synthetic_dataset(network_resolution, count=16):
+def _synthetic_dataset(network_resolution, channels=3, count=16):
     rng = np.random.default_rng(0)
-    levels = {2 ** k: rng.integers(0, 256, (count, 2 ** k, 2 ** k, 3), dtype=np.uint8)
+    levels = {2 ** k: rng.integers(0, 256, (count, 2 ** k, 2 ** k, channels), dtype=np.uint8)
               for k in range(2, int(math.log2(network_resolution)) + 1)}
-    return data.ImageDataset("synthetic", network_resolution, 3, levels)
+    return data.ImageDataset("synthetic", network_resolution, channels, levels)
+
+
+# Executor events that enclose the kernels they run: counting them would count those twice.
+_ENCLOSING_EVENTS = ("Process", "ParallelFor", "ExecutorState::Process")
+
+
+def op_profile(run, calls):
+    """Kernel time per call of ``run`` by op type, from TensorFlow's profiler: a list of
+    (op type, milliseconds per call), longest first (``calls`` calls traced after one untraced)."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    run()
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        try:
+            for _ in range(calls):
+                run()
+        finally:
+            tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        for path in glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True):
+            with open(path, "rb") as file:
+                space.MergeFromString(file.read())
+    totals = collections.Counter()
+    for plane in space.planes:
+        names = {key: metadata.name for key, metadata in plane.event_metadata.items()}
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                op_type = names.get(event.metadata_id, "?").split(":")[-1]
+                if op_type not in _ENCLOSING_EVENTS:
+                    totals[op_type] += event.duration_ps / 1e9 / calls
+    return totals.most_common()
 
 
 def train_speed(phase, network_resolution, repeats=5, loop_ticks=2, r1_gamma=10.0, r1_interval=1,
-                generator=Generator, discriminator=Discriminator, **network_kwargs):
+                generator=Generator, discriminator=Discriminator, channels=3, profile=False, **network_kwargs):
     """Speed of one training phase (a :class:`~tf_stylegan.schedule.Phase`) of a ``network_resolution``
     run, on synthetic images: a dict of ``step_seconds`` (the step function alone, median of
     ``repeats``; with lazy R1 the mean over ``r1_interval`` steps, one with the R1 update),
     ``loop_images_per_s`` and ``outside_graph`` (the trainer's own loop: its last of ``loop_ticks``
-    progress ticks of 8 groups of steps, samples and checkpoints left out), and ``peak_rss_mib``.
+    progress ticks of 8 groups of steps, samples and checkpoints left out), ``peak_rss_mib``, and with
+    ``profile`` ``op_ms``: :func:`op_profile` of one step (of ``r1_interval`` steps with lazy R1).
 
     ``generator`` / ``discriminator`` build the networks (e.g. gin-configured factories);
     ``network_kwargs`` are passed to both (the discriminator takes only the width arguments).
@@ -181,7 +218,7 @@ def train_speed(phase, network_resolution, repeats=5, loop_ticks=2, r1_gamma=10.
     fixed = dataclasses.replace(phase, tick_kimg=tick_kimg)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(
-            run_dir, _synthetic_dataset(network_resolution), generator=functools.partial(generator, **network_kwargs),
+            run_dir, _synthetic_dataset(network_resolution, channels), generator=functools.partial(generator, **network_kwargs),
             discriminator=functools.partial(discriminator, **_discriminator_kwargs(network_kwargs)),
             loss=LogisticR1(r1_gamma, r1_interval), schedule=lambda *args, **kwargs: fixed,
             total_kimg=loop_ticks * tick_kimg, minibatch_repeats=minibatch_repeats, checkpoint_kimg=10 ** 9,
@@ -200,11 +237,12 @@ def train_speed(phase, network_resolution, repeats=5, loop_ticks=2, r1_gamma=10.
             return metrics["Loss/D"]
 
         step_seconds = time_call(run_steps, repeats) / interval
+        op_ms = op_profile(run_steps, 3) if profile else None
         for variable in (trainer.cur_nimg, trainer.step_count):
             variable.assign(0)
         trainer.train()  # the same traced step, inside the trainer's loop
         return dict(step_seconds=step_seconds, loop_images_per_s=trainer.last_tick["images_per_s"],
-                    outside_graph=trainer.last_tick["outside_graph"], peak_rss_mib=peak_rss_mib())
+                    outside_graph=trainer.last_tick["outside_graph"], peak_rss_mib=peak_rss_mib(), op_ms=op_ms)
 
 
 def _discriminator_kwargs(network_kwargs):
@@ -214,8 +252,9 @@ def _discriminator_kwargs(network_kwargs):
 
 def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeats=5, r1_gamma=10.0,
               print_fn=print, generator=Generator, discriminator=Discriminator, r1_interval=1, phases=None,
-              **network_kwargs):
-    """Runs the training benchmark, prints the table and returns its rows as dicts.
+              channels=3, profile_top=0, **network_kwargs):
+    """Runs the training benchmark, prints the table and returns its rows as dicts; with
+    ``profile_top`` each row is followed by the step's ``profile_top`` longest op types.
 
     ``phases``: {network resolution: [Phase, ...]} to measure (e.g. a gin schedule's
     :func:`schedule_phases`); default: the stable phase of each of ``resolutions`` with minibatch
@@ -233,7 +272,8 @@ def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeat
     for network_resolution, network_phases in phases.items():
         for phase in network_phases:
             figures = train_speed(phase, network_resolution, repeats, r1_gamma=r1_gamma, r1_interval=r1_interval,
-                                  generator=generator, discriminator=discriminator, **network_kwargs)
+                                  generator=generator, discriminator=discriminator, channels=channels,
+                                  profile=profile_top > 0, **network_kwargs)
             row = dict(phase=phase_label(phase), resolution=phase.resolution, fade=phase.fade,
                        network_resolution=network_resolution, batch=phase.minibatch,
                        images_per_s=phase.minibatch / figures["step_seconds"],
@@ -243,6 +283,11 @@ def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeat
             print_fn(f"{row['phase']:>9} {network_resolution:>7}² {phase.minibatch:>6} {row['images_per_s']:11.2f} "
                      f"{row['loop_images_per_s']:11.2f} {100 * row['outside_graph']:13.0f}% "
                      f"{row['peak_rss_mib']:13.0f}")
+            if profile_top:
+                row["op_ms"] = figures["op_ms"]
+                total = sum(ms for _, ms in figures["op_ms"])
+                print_fn(f"{'':>9} kernels {total:.1f} ms per step (both threads): " + ", ".join(
+                    f"{op} {ms:.1f} ({100 * ms / total:.0f}%)" for op, ms in figures["op_ms"][:profile_top]))
     return rows
 
 

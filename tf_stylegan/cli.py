@@ -67,7 +67,7 @@ def bench(args):
         rows = bench_lib.run_train(resolutions=args.resolution or [32, 64], batch=args.batch or 8,
                                    network_resolutions=args.network_resolution, repeats=args.repeats,
                                    r1_gamma=args.r1_gamma, r1_interval=args.r1_interval, phases=phases,
-                                   **networks, **widths)
+                                   channels=args.channels, profile_top=args.profile, **networks, **widths)
         best = max(conv.gflops for conv in bench_lib.roofline())
         print(f"roofline = {best:.1f} GFLOP/s (plain 3x3 convs {bench_lib.ROOFLINE_CONVS}, batch 4, this run)")
     elif args.what == "fid":
@@ -427,6 +427,10 @@ def build_parser():
                               help="quality: print the meter on transformed real emoji instead of training")
     bench_parser.add_argument("--repeats", type=int, default=5, help="timed calls (median reported)")
     bench_parser.add_argument("--psi", type=float, default=0.7, help="truncation psi")
+    bench_parser.add_argument("--channels", type=int, default=3, help="train: image channels (1: grayscale)")
+    bench_parser.add_argument("--profile", type=int, default=0, metavar="N",
+                              help="train: also print the N op types that take the step's kernel time longest "
+                                   "(TensorFlow's profiler)")
     bench_parser.add_argument("--fmap-base", type=int, default=8192)
     bench_parser.add_argument("--fmap-max", type=int, default=512)
     bench_parser.add_argument("--latent-size", type=int, default=512, help="z, w and mapping width")
