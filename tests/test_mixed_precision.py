@@ -11,10 +11,12 @@ import pytest
 import tensorflow as tf
 
 from tf_stylegan import data
+from tf_stylegan import layers
 from tf_stylegan import ops as sg_ops
 from tf_stylegan import precision
 from tf_stylegan.discriminator import Discriminator
 from tf_stylegan.generator import Generator
+from tf_stylegan.layers import EqualizedConv2D
 from tf_stylegan.losses import LogisticR1
 from tf_stylegan.trainer import Trainer
 from test_training import train_in_process
@@ -93,6 +95,18 @@ def test_instance_norm_of_a_constant_channel_is_exact_in_float16():
     scale = tf.fill([2, 1, 1, 8], tf.constant(1.5, tf.float16))
     shift = tf.fill([2, 1, 1, 8], tf.constant(0.25, tf.float16))
     np.testing.assert_array_equal(sg_ops.adaptive_instance_norm(x, scale, shift).numpy(), 0.25)
+
+
+def test_float16_conv_outputs_are_clamped_and_float32_ones_are_not():
+    conv = EqualizedConv2D(4, 3, use_bias=False, dtype="mixed_float16")
+    conv.build((None, 8, 8, 4))
+    conv.weight.assign(np.full((3, 3, 4, 4), 1000.0, np.float32))  # outputs ~1e4 after the He scale
+    x = tf.ones([1, 8, 8, 4])
+    assert float(tf.reduce_max(conv(x))) == layers.FLOAT16_CLAMP
+    reference = EqualizedConv2D(4, 3, use_bias=False)
+    reference.build((None, 8, 8, 4))
+    reference.weight.assign(conv.weight)
+    assert float(tf.reduce_max(reference(x))) > 1000
 
 
 def test_an_overflow_skips_the_update_and_halves_the_loss_scale(tmp_path):

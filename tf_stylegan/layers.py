@@ -14,6 +14,9 @@ from tf_stylegan import ops as sg_ops
 register = keras.saving.register_keras_serializable(package="tf_stylegan")
 
 SQRT2 = float(np.sqrt(2.0))
+# Conv outputs computed in float16 are clamped to +-256, as StyleGAN2-ADA's float16 layers (conv_clamp):
+# far from float16's overflow at 65504 where later sums and squares would reach it.
+FLOAT16_CLAMP = 256.0
 
 
 def _equalized_lr(fan_in, gain, lr_multiplier, use_wscale):
@@ -141,6 +144,8 @@ class EqualizedConv2D(keras.layers.Layer):
             x = x + self.bias * self.lr_multiplier
         if self.activation != "linear":
             x = sg_ops.activation(x, self.activation)
+        if keras.backend.standardize_dtype(x.dtype) == "float16":
+            x = ops.clip(x, -FLOAT16_CLAMP, FLOAT16_CLAMP)
         return x
 
     def output_size(self, input_size):
