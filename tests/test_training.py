@@ -198,6 +198,21 @@ def test_progressive_growing_traces_once_per_resolution(tiny_run):
 
 
 @pytest.mark.slow
+def test_samples_in_the_middle_of_a_tick_are_left_out_of_its_speed(tmp_path, monkeypatch):
+    original = trainer_module.Trainer._write_samples
+
+    def slow_samples(self, writer):
+        time.sleep(2.0)  # far longer than a tick of the tiny config's steps
+        original(self, writer)
+
+    monkeypatch.setattr(trainer_module.Trainer, "_write_samples", slow_samples)
+    # Ticks every 64 images, sample grids every 32: every other grid falls inside a tick.
+    _, lines = train_in_process(tmp_path, ["train.image_snapshot_kimg = 0.032"])
+    shares = [int(share) for share in re.findall(r"outside graph +(\d+)%", "\n".join(lines))]
+    assert len(shares) == 4 and max(shares) < 50, lines
+
+
+@pytest.mark.slow
 def test_run_directory_holds_checkpoints_samples_logs_config_and_networks(tiny_run):
     trainer, run_dir, _ = tiny_run
     # Checkpoints every 64 images and at the end, named by images shown, with optimizer state.

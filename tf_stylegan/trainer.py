@@ -389,8 +389,8 @@ class Trainer:
         if self.cur_nimg.numpy() == 0:
             self._write_samples(writer)
         # A tick's time: in the step function (graph, outputs fetched), and the rest of the loop;
-        # samples, checkpoints and metrics (maintenance) are left out of its images/s.
-        tick_start_time, graph_seconds = time.time(), 0.0
+        # samples, checkpoints and metrics (maintenance, wherever they fall) are left out of its images/s.
+        tick_start_time, graph_seconds, maintenance_seconds = time.time(), 0.0, 0.0
         interval = self.loss.regularization_interval
         while self.cur_nimg.numpy() < self.total_nimg:
             phase = self.phase(int(self.cur_nimg.numpy()))
@@ -421,10 +421,12 @@ class Trainer:
             tick_done = nimg - tick_start_nimg >= tick_nimg or done
             if tick_done:
                 now = time.time()
-                self.last_tick = dict(images_per_s=(nimg - tick_start_nimg) / max(now - tick_start_time, 1e-9),
-                                      outside_graph=max(0.0, 1.0 - graph_seconds / max(now - tick_start_time, 1e-9)))
+                tick_seconds = max(now - tick_start_time - maintenance_seconds, 1e-9)
+                self.last_tick = dict(images_per_s=(nimg - tick_start_nimg) / tick_seconds,
+                                      outside_graph=max(0.0, 1.0 - graph_seconds / tick_seconds))
                 self._report(phase, step_metrics, (nimg - start_nimg) / max(now - start_time, 1e-9), writer)
                 tick_start_nimg = nimg
+            maintenance_start = time.time()
             if nimg >= next_snapshot or done:
                 self._write_samples(writer)
                 next_snapshot = _next_multiple(nimg, self.image_snapshot_nimg)
@@ -439,7 +441,9 @@ class Trainer:
                 self.evaluate_metrics(writer)
                 next_metrics = _next_multiple(nimg, self.metrics_nimg) if self.metrics_nimg else None
             if tick_done:
-                tick_start_time, graph_seconds = time.time(), 0.0
+                tick_start_time, graph_seconds, maintenance_seconds = time.time(), 0.0, 0.0
+            else:
+                maintenance_seconds += time.time() - maintenance_start
             if done:
                 break
         return step_metrics
