@@ -279,8 +279,13 @@ def test_tflite_tolerance_follows_the_networks_own_float32_precision(small_gener
     assert differences["synthesis_stored_noise"]["raw_images"] <= 4 * rounding
 
 
-@pytest.mark.parametrize("dtype, max_levels", [("float16", 4), ("bfloat16", 64)])
-def test_cli_export_computing_in_a_narrow_type(small_generator, tmp_path, capsys, dtype, max_levels):
+# uint8 levels from the float32 export: (mean, 99.9th percentile, max). Measured on this network, float16:
+# mean 0.20-0.22, max 3-6 (instance norm of its low-variance layers amplifies the rounding).
+NARROW_EXPORT_LEVELS = {"float16": (0.5, 3, 16), "bfloat16": (4, 32, 64)}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_cli_export_computing_in_a_narrow_type(small_generator, tmp_path, capsys, dtype):
     save_networks(tmp_path / "snapshot", Gs=small_generator)
     out = tmp_path / "out"
     assert main(["export", str(tmp_path / "snapshot"), "--out", str(out), "--version", "1"]) == 0
@@ -290,8 +295,10 @@ def test_cli_export_computing_in_a_narrow_type(small_generator, tmp_path, capsys
         assert json.load(file)["compute_dtype"] == dtype
     seeds = np.arange(16)
     difference = np.abs(full.generate(seeds=seeds).astype(int) - narrow.generate(seeds=seeds).astype(int))
-    print(f"{dtype}: max {difference.max()} levels, mean {difference.mean():.3f}")
-    assert difference.max() <= max_levels
+    mean, percentile, most = NARROW_EXPORT_LEVELS[dtype]
+    assert difference.mean() <= mean and np.percentile(difference, 99.9) <= percentile and difference.max() <= most, (
+        f"{dtype}: mean {difference.mean():.3f}, 99.9th percentile {np.percentile(difference, 99.9)}, "
+        f"max {difference.max()} levels")
     assert narrow.synthesis(narrow.mapping(narrow.latents([0])), raw=True).dtype == np.float32
     capsys.readouterr()
     assert main(["export", str(tmp_path / "snapshot"), "--out", str(out), "--dtype", dtype, "--tflite"]) == 1

@@ -92,11 +92,14 @@ def line_chart(xs, ys, title, x_label="kimg", marks=(), size=(560, 300)):
         draw.line([(u, v0), (u, v0 + 4)], fill=TEXT_COLOR)
         draw.text((u, v0 + 6), _label(x), font=font, fill=TEXT_COLOR, anchor="mt")
     draw.rectangle([left, top, width - right, height - bottom], outline=TEXT_COLOR)
+    text_end, row = -1.0, 0
     for x, text in marks:
         u, _ = to_pixel(x, y_ticks[0])
         for v in range(top, height - bottom, 6):
             draw.line([(u, v), (u, min(v + 3, height - bottom))], fill=PHASE_COLOR)
-        draw.text((u + 3, top + 2), text, font=font, fill=PHASE_COLOR, anchor="lt")
+        row = row + 1 if u + 3 < text_end else 0  # a label that would overlap the previous one goes a line lower
+        draw.text((u + 3, top + 2 + 12 * row), text, font=font, fill=PHASE_COLOR, anchor="lt")
+        text_end = max(text_end, u + 3 + draw.textlength(text, font=font))
     points = [to_pixel(x, y) for x, y in zip(xs[finite], ys[finite])]
     if len(points) > 1:
         draw.line(points, fill=SERIES_COLOR, width=2)
