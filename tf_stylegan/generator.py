@@ -82,7 +82,7 @@ class Generator(keras.layers.Layer):
             mapping_nonlinearity=mapping_nonlinearity, normalize_latents=normalize_latents,
             dlatent_broadcast=self.num_layers, use_wscale=use_wscale, name="mapping",
             # Under a float16 / bfloat16 policy W space stays float32, as StyleGAN2-ADA's mapping.
-            dtype="float32" if self.dtype_policy.compute_dtype in ("float16", "bfloat16") else self.dtype_policy,
+            dtype="float32" if sg_ops.is_narrow_float(self.dtype_policy.compute_dtype) else self.dtype_policy,
         )
 
     @property

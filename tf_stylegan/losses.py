@@ -27,21 +27,14 @@ at 1/f² each: its squared norm is the r×r one divided by f². The losses take 
 ``upscale_factor`` f, and use the cheapest exact form: the r×r input gradient divided by f.
 """
 
-import keras
 import tensorflow as tf
 from keras import ops
 
-from tf_stylegan.ops import lerp
-
-_NARROW_FLOATS = ("float16", "bfloat16")
-
+from tf_stylegan.ops import in_float32, lerp
 
 def _fp32(x):
     """``x`` as a tensor, float16 / bfloat16 cast to float32 (wider dtypes are kept)."""
-    x = ops.convert_to_tensor(x)
-    if keras.backend.standardize_dtype(x.dtype) in _NARROW_FLOATS:
-        x = ops.cast(x, "float32")
-    return x
+    return in_float32(ops.convert_to_tensor(x))
 
 
 def _per_sample(scores):

@@ -37,10 +37,15 @@ def activation_gain(nonlinearity="lrelu"):
     return float(np.sqrt(2.0))
 
 
+def is_narrow_float(dtype):
+    """True for float16 and bfloat16 (any dtype spelling)."""
+    return tf.as_dtype(dtype) in (tf.float16, tf.bfloat16)
+
+
 def in_float32(x):
     """float16 / bfloat16 ``x`` cast to float32: statistics (norms, moments) that would overflow or
     round away in 16 bits are taken in float32 under mixed precision."""
-    return ops.cast(x, "float32") if x.dtype in (tf.float16, tf.bfloat16) else x
+    return ops.cast(x, "float32") if is_narrow_float(x.dtype) else x
 
 
 def pixel_norm(x, axis=-1, epsilon=NORM_EPSILON):
@@ -92,7 +97,7 @@ def adaptive_instance_norm(x, scale, shift, use_instance_norm=True, epsilon=NORM
     ``shift - mean * scale`` cancels catastrophically where a channel is nearly constant (the
     const input starts at ones: std 0, 1/std 1e4).
     """
-    if use_instance_norm and x.dtype in (tf.float16, tf.bfloat16):
+    if use_instance_norm and is_narrow_float(x.dtype):
         mean, inv_std = instance_norm_stats(x, epsilon)
         x = (x - mean) * inv_std
     elif use_instance_norm:
