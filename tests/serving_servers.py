@@ -1,6 +1,6 @@
 """In-process stand-ins for TensorFlow Serving (whose server binary needs Docker): a REST and a
 gRPC server that implement TF Serving's documented request and response formats around an
-exported SavedModel folder, for testing :mod:`tf_stylegan.serving` end to end.
+exported SavedModel folder, for testing :mod:`tf_stylegan.deploy.serving` end to end.
 
 What they follow from TF Serving (``http_rest_api_handler.cc``, ``predict_util.cc``,
 ``json_tensor.cc``): the URL layout; the ``instances`` (row) and ``inputs`` (columnar) request
@@ -29,8 +29,13 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 DEFAULT_SIGNATURE = "serving_default"
 STATUS_BY_CODE = {code.value[0]: code for code in grpc.StatusCode}  # TF error_code -> grpc.StatusCode

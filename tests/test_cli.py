@@ -8,15 +8,15 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import nchw, official_ref_path
-from tf_stylegan import bench as bench_lib
-from tf_stylegan import step as step_lib
-from tf_stylegan.cli import main
-from tf_stylegan.official import load_official_pickle
-from tf_stylegan.schedule import training_schedule
-from tf_stylegan.snapshot import load_networks
 from test_training import TINY
+
+from tf_stylegan import bench as bench_lib
+from tf_stylegan.cli import main
+from tf_stylegan.formats.official import load_official_pickle
+from tf_stylegan.formats.snapshot import load_networks
+from tf_stylegan.training import step as step_lib
+from tf_stylegan.training.schedule import training_schedule
 
 
 @pytest.mark.slow

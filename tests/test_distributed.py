@@ -47,7 +47,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import gin
     import numpy as np
-    from tf_stylegan import configurables
+    from tf_stylegan.training import configurables
 
     out, name, gin_file = sys.argv[1], sys.argv[2], sys.argv[3]
     bindings = sys.argv[4:]
@@ -198,8 +198,8 @@ def test_two_mirrored_replicas_train_like_one(tmp_path):
 WORKER_SCRIPT = textwrap.dedent("""
     import sys
     import tensorflow as tf
-    from tf_stylegan import configurables
-    from tf_stylegan import trainer as trainer_module
+    from tf_stylegan.training import configurables
+    from tf_stylegan.training import trainer as trainer_module
 
     run_dir, gin_file = sys.argv[1], sys.argv[2]
     configurables.parse([gin_file], sys.argv[3:])
@@ -259,8 +259,8 @@ def test_two_worker_processes_end_with_identical_weights(tmp_path):
     assert (chief0, chief1) == ("True", "False")
     assert digest0 == digest1, "the workers ended with different weights"
 
-    from tf_stylegan.snapshot import load_networks
-    from tf_stylegan.trainer import variables_digest
+    from tf_stylegan.formats.snapshot import load_networks
+    from tf_stylegan.training.trainer import variables_digest
 
     names = sorted(os.listdir(run_dir))
     assert names == ["checkpoints", "config.gin", "logs", "networks.json", "samples"], names

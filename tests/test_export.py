@@ -8,16 +8,16 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import SMALL_WIDTHS, nhwc
 
 import tf_stylegan
-from conftest import SMALL_WIDTHS, nhwc
-from tf_stylegan import export
 from tf_stylegan.bench import as_if_trained
 from tf_stylegan.cli import main
-from tf_stylegan.generator import Generator
-from tf_stylegan.inference import LoadError
-from tf_stylegan.official import load_official_pickle
-from tf_stylegan.snapshot import save_networks
+from tf_stylegan.deploy import export
+from tf_stylegan.deploy.inference import LoadError
+from tf_stylegan.formats.official import load_official_pickle
+from tf_stylegan.formats.snapshot import save_networks
+from tf_stylegan.nn.generator import Generator
 
 IMAGE_ATOL = 1e-4  # the official references' tolerance for float images
 TFLITE_ATOL = 1e-3

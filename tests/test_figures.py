@@ -14,7 +14,7 @@ LAYERS = 6
 
 
 def _tiny_generator(**kwargs):
-    from tf_stylegan.generator import Generator
+    from tf_stylegan.nn.generator import Generator
 
     G = Generator(resolution=SIZE, fmap_base=256, fmap_max=32, latent_size=32, dlatent_size=32,
                   mapping_fmaps=32, seed=1, **kwargs)
@@ -30,7 +30,7 @@ def _tiny_generator(**kwargs):
 @pytest.fixture(scope="module")
 def snapshots(tmp_path_factory):
     """{"full": default cutoff 8 (covers all 6 layers), "cutoff2": the same weights, cutoff 2}."""
-    from tf_stylegan.snapshot import save_networks
+    from tf_stylegan.formats.snapshot import save_networks
 
     root = tmp_path_factory.mktemp("figures")
     G = _tiny_generator()

@@ -1,5 +1,5 @@
 """Layer tests: the generic Keras contract (layer_testing.check_layer) plus semantics
-against NumPy references written here, independently of tf_stylegan.ops.
+against NumPy references written here, independently of tf_stylegan.nn.ops.
 
 References follow the official StyleGAN code (NCHW; ours is NHWC), see
 ../shared/official_ref/README.md, "Conventions".
@@ -9,11 +9,20 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from layer_testing import check_layer
-from tf_stylegan.layers import (
-    AdaIN, Blur, ConstantInput, EqualizedConv2D, EqualizedDense, FromRGB, LayerEpilogue,
-    MinibatchStddev, NoiseInjection, PixelNorm, ToRGB,
+
+from tf_stylegan.nn.layers import (
+    AdaIN,
+    Blur,
+    ConstantInput,
+    EqualizedConv2D,
+    EqualizedDense,
+    FromRGB,
+    LayerEpilogue,
+    MinibatchStddev,
+    NoiseInjection,
+    PixelNorm,
+    ToRGB,
 )
 
 SQRT2 = np.sqrt(2.0)

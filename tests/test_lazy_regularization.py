@@ -6,13 +6,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import official_ref_path
-from tf_stylegan import step as step_lib
-from tf_stylegan.discriminator import Discriminator
-from tf_stylegan.losses import LogisticR1
 from test_training import train_in_process
 from test_training_parity import _trainer_from_official
+
+from tf_stylegan.nn.discriminator import Discriminator
+from tf_stylegan.training import step as step_lib
+from tf_stylegan.training.losses import LogisticR1
 
 
 def _copy_of(discriminator):

@@ -1,4 +1,4 @@
-"""tf_stylegan.losses against hand-computed numbers and NumPy.
+"""tf_stylegan.training.losses against hand-computed numbers and NumPy.
 
 Toy discriminators with analytic input gradients:
   linear     D(x) = <w, x> + b      dD/dx = w           ||dD/dx||^2 = ||w||^2
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_stylegan import losses
+from tf_stylegan.training import losses
 
 FAKE = np.array([[-2.0], [0.0], [3.0]], np.float32)   # [N, 1] as D returns
 REAL = np.array([[1.0], [-0.5], [4.0]], np.float32)

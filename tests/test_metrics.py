@@ -6,19 +6,18 @@ import json
 import os
 import sys
 
-import gin
 import keras
 import numpy as np
 import pytest
 import scipy.linalg
 from PIL import Image
 
-import tf_stylegan
-from tf_stylegan.inference import from_generator
+import gin
 from tf_stylegan import data, metrics
 from tf_stylegan.cli import main
-from tf_stylegan.generator import Generator
-from tf_stylegan.snapshot import save_networks
+from tf_stylegan.deploy.inference import from_generator
+from tf_stylegan.formats.snapshot import save_networks
+from tf_stylegan.nn.generator import Generator
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_training import read_events, train_in_process  # noqa: E402

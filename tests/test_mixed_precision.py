@@ -9,17 +9,16 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_training import train_in_process
 
 from tf_stylegan import data
-from tf_stylegan import layers
-from tf_stylegan import ops as sg_ops
-from tf_stylegan import precision
-from tf_stylegan.discriminator import Discriminator
-from tf_stylegan.generator import Generator
-from tf_stylegan.layers import EqualizedConv2D
-from tf_stylegan.losses import LogisticR1
-from tf_stylegan.trainer import Trainer
-from test_training import train_in_process
+from tf_stylegan.nn import layers, precision
+from tf_stylegan.nn import ops as sg_ops
+from tf_stylegan.nn.discriminator import Discriminator
+from tf_stylegan.nn.generator import Generator
+from tf_stylegan.nn.layers import EqualizedConv2D
+from tf_stylegan.training.losses import LogisticR1
+from tf_stylegan.training.trainer import Trainer
 
 NETWORK = dict(fmap_base=128, fmap_max=64, latent_size=32, dlatent_size=32, mapping_fmaps=32, mapping_layers=2)
 BATCH = 8

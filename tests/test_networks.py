@@ -1,14 +1,14 @@
 """Behaviour of the Generator and Discriminator: shapes, sizes, truncation, mixing, training, noise, lod."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
-
 from conftest import SMALL_WIDTHS
-from tf_stylegan.discriminator import Discriminator
-from tf_stylegan.generator import Generator
-from tf_stylegan.synthesis import SynthesisNetwork
+
+from tf_stylegan.nn.discriminator import Discriminator
+from tf_stylegan.nn.generator import Generator
+from tf_stylegan.nn.synthesis import SynthesisNetwork
 
 LATENT = 16  # latent and dlatent size of the small test networks
 RESOLUTIONS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]

@@ -10,10 +10,13 @@ import types
 
 import numpy as np
 import pytest
-
 from conftest import nchw, nhwc, official_ref_path
-from tf_stylegan.official import (
-    OfficialPickleError, discriminator_variable_map, generator_variable_map, load_official_pickle,
+
+from tf_stylegan.formats.official import (
+    OfficialPickleError,
+    discriminator_variable_map,
+    generator_variable_map,
+    load_official_pickle,
     read_official_pickle,
 )
 

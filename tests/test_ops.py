@@ -1,11 +1,11 @@
-"""tf_stylegan.ops against hand-computed values and NumPy references (the parts the
+"""tf_stylegan.nn.ops against hand-computed values and NumPy references (the parts the
 layer tests in test_layers.py do not already pin down)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_stylegan import ops as sg
+from tf_stylegan.nn import ops as sg
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from tf_stylegan import data, metrics
-from tf_stylegan.generator import Generator
-from tf_stylegan.inference import from_generator
+from tf_stylegan.deploy.inference import from_generator
+from tf_stylegan.formats.snapshot import save_networks
 from tf_stylegan.metrics import emoji_classifier
-from tf_stylegan.snapshot import save_networks
+from tf_stylegan.nn.generator import Generator
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_training import TINY, cli, train_in_process  # noqa: E402

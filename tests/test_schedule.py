@@ -1,4 +1,4 @@
-"""tf_stylegan.schedule against hand-computed points of the official schedules.
+"""tf_stylegan.training.schedule against hand-computed points of the official schedules.
 
 FFHQ 8-GPU at 1024x1024 (resolution_log2 = 10, lod_initial_resolution = 8, 600 + 600 kimg per phase):
   initial lod = 10 - log2(8) = 7; phase k (k = 0, 1, ...) covers [1200 k, 1200 (k + 1)) kimg:
@@ -11,8 +11,8 @@ import math
 
 import pytest
 
-from tf_stylegan import schedule
-from tf_stylegan.schedule import PRESETS, training_schedule
+from tf_stylegan.training import schedule
+from tf_stylegan.training.schedule import PRESETS, training_schedule
 
 FFHQ = PRESETS["ffhq_8gpu"]
 
@@ -252,8 +252,7 @@ def test_gin_presets_bind_the_official_schedule(name, gin_file, replicas):
     import pathlib
 
     import gin
-
-    from tf_stylegan import configurables
+    from tf_stylegan.training import configurables
 
     gin.clear_config()
     try:
@@ -320,8 +319,7 @@ def _parse_preset(gin_file):
     import pathlib
 
     import gin
-
-    from tf_stylegan import configurables
+    from tf_stylegan.training import configurables
 
     gin.clear_config()
     configurables.parse([pathlib.Path(__file__).resolve().parents[1] / "gin" / gin_file])
@@ -362,8 +360,8 @@ def _effective(selector, defaults):
 def test_gin_presets_hold_the_official_train_py_values(gin_file):
     """Every schedule / loss / training-loop binding of each preset equals the official train.py value."""
     import gin
-
-    from tf_stylegan import generator, losses
+    from tf_stylegan.nn import generator
+    from tf_stylegan.training import losses
 
     official, (loss_name, loss_args) = OFFICIAL_PRESETS[gin_file]
     try:

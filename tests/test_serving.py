@@ -1,4 +1,4 @@
-"""tf_stylegan.serving against in-process servers that speak TF Serving's REST and gRPC formats
+"""tf_stylegan.deploy.serving against in-process servers that speak TF Serving's REST and gRPC formats
 (tests/serving_servers.py) around a real export: round trips of every kind of signature,
 status and metadata, and TF Serving's error responses for bad requests."""
 
@@ -12,13 +12,13 @@ import urllib.request
 import grpc
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import SMALL_WIDTHS
+from PIL import Image
 from serving_servers import GrpcServer, RestServer, ServedModel
-from tf_stylegan.export import GeneratorModule, export_saved_model
-from tf_stylegan.generator import Generator
-from tf_stylegan.serving import GrpcClient, RestClient, ServingError, TensorInfo
+
+from tf_stylegan.deploy.export import GeneratorModule, export_saved_model
+from tf_stylegan.deploy.serving import GrpcClient, RestClient, ServingError, TensorInfo
+from tf_stylegan.nn.generator import Generator
 
 LATENT = 32
 NAME = "stylegan"

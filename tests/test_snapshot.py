@@ -6,12 +6,12 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import SMALL_WIDTHS
-from tf_stylegan import snapshot
-from tf_stylegan.discriminator import Discriminator
-from tf_stylegan.generator import Generator
-from tf_stylegan.snapshot import SnapshotError, load_networks, save_networks
+
+from tf_stylegan.formats import snapshot
+from tf_stylegan.formats.snapshot import SnapshotError, load_networks, save_networks
+from tf_stylegan.nn.discriminator import Discriminator
+from tf_stylegan.nn.generator import Generator
 
 TINY = dict(resolution=8, latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2, **SMALL_WIDTHS)
 

@@ -19,16 +19,16 @@ import subprocess
 import sys
 import time
 
-import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tf_stylegan import configurables
-from tf_stylegan import trainer as trainer_module
+import gin
 from tf_stylegan.cli import main
-from tf_stylegan.snapshot import load_networks
+from tf_stylegan.formats.snapshot import load_networks
+from tf_stylegan.training import configurables
+from tf_stylegan.training import trainer as trainer_module
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = str(REPO / "gin" / "tiny.gin")
@@ -515,7 +515,7 @@ def test_a_nan_pixel_skips_that_d_update_and_training_goes_on(tmp_path, monkeypa
     Adam state unchanged, the skip counted on the progress line and in TensorBoard), G's update, whose
     loss does not see the reals, goes on as the official optimizer's per-network tf.cond does, and
     the run completes with finite weights."""
-    from tf_stylegan import step as step_module
+    from tf_stylegan.training import step as step_module
 
     inject = tf.Variable(False, trainable=False)
     original_process_reals = step_module.process_reals

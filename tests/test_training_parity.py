@@ -7,13 +7,15 @@ import functools
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import official_ref_path
-from tf_stylegan import data, official, step
-from tf_stylegan.discriminator import Discriminator
-from tf_stylegan.generator import Generator
-from tf_stylegan.losses import WGANGP, LogisticR1
-from tf_stylegan.trainer import Trainer
+
+from tf_stylegan import data
+from tf_stylegan.formats import official
+from tf_stylegan.nn.discriminator import Discriminator
+from tf_stylegan.nn.generator import Generator
+from tf_stylegan.training import step
+from tf_stylegan.training.losses import WGANGP, LogisticR1
+from tf_stylegan.training.trainer import Trainer
 
 PENALTY_RTOL = 1e-4  # the bar for loss_ref.npz
 STEP_RTOL = 1e-5  # losses, and each variable's largest difference relative to its largest magnitude

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 def load(path, batch_size=8):
     """A generator for inference (``generate``, ``mapping``, ``truncate``, ``synthesis``, ``mix``) from
     an exported SavedModel, a network snapshot, a training run directory or an official ``.pkl``.
-    See :class:`tf_stylegan.inference.StyleGAN`."""
-    from tf_stylegan.inference import load as load_generator
+    See :class:`tf_stylegan.deploy.inference.StyleGAN`."""
+    from tf_stylegan.deploy.inference import load as load_generator
 
     return load_generator(path, batch_size=batch_size)

@@ -36,10 +36,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tf_stylegan import data, schedule
-from tf_stylegan.discriminator import Discriminator
-from tf_stylegan.generator import Generator
-from tf_stylegan.losses import LogisticR1
+from tf_stylegan import data
+from tf_stylegan.nn.discriminator import Discriminator
+from tf_stylegan.nn.generator import Generator
+from tf_stylegan.training import schedule
+from tf_stylegan.training.losses import LogisticR1
 
 # (channels, size): the plain 3x3 convs, batch 4, whose higher GFLOP/s is the roofline.
 ROOFLINE_CONVS = ((512, 32), (128, 128))
@@ -132,7 +133,7 @@ def run(resolutions=(256, 1024), batch=4, repeats=5, truncation_psi=0.7, print_f
 
 def schedule_phases(schedule_fn, resolution_log2):
     """The distinct phases of a schedule up to the full resolution, in order: each level's fade-in
-    (where the schedule has one) and stable part, as the :class:`~tf_stylegan.schedule.Phase` at the
+    (where the schedule has one) and stable part, as the :class:`~tf_stylegan.training.schedule.Phase` at the
     middle of that stretch (the last one, which never ends, at its start)."""
     def key(nimg):
         phase = schedule_fn(nimg, resolution_log2)
@@ -201,7 +202,7 @@ def op_profile(run, calls):
 
 def train_speed(phase, network_resolution, repeats=5, loop_ticks=2, r1_gamma=10.0, r1_interval=1,
                 generator=Generator, discriminator=Discriminator, channels=3, profile=False, **network_kwargs):
-    """Speed of one training phase (a :class:`~tf_stylegan.schedule.Phase`) of a ``network_resolution``
+    """Speed of one training phase (a :class:`~tf_stylegan.training.schedule.Phase`) of a ``network_resolution``
     run, on synthetic images: a dict of ``step_seconds`` (the step function alone, median of
     ``repeats``; with lazy R1 the mean over ``r1_interval`` steps, one with the R1 update),
     ``loop_images_per_s`` and ``outside_graph`` (the trainer's own loop: its last of ``loop_ticks``
@@ -211,7 +212,7 @@ def train_speed(phase, network_resolution, repeats=5, loop_ticks=2, r1_gamma=10.
     ``generator`` / ``discriminator`` build the networks (e.g. gin-configured factories);
     ``network_kwargs`` are passed to both (the discriminator takes only the width arguments).
     """
-    from tf_stylegan.trainer import Trainer
+    from tf_stylegan.training.trainer import Trainer
 
     minibatch_repeats = 4
     tick_kimg = 8 * minibatch_repeats * phase.minibatch / 1000
@@ -310,7 +311,7 @@ def run_export(resolution=256, repeats=5, print_fn=print, **generator_kwargs):
 
     Quantized rows also give the mean |difference| of their uint8 images from the Keras ones.
     """
-    from tf_stylegan import export
+    from tf_stylegan.deploy import export
 
     print_fn(f"tf-stylegan bench export: {resolution}x{resolution} generator, batch 1, psi 0.7; "
              f"TensorFlow {tf.__version__}")
@@ -387,8 +388,9 @@ def run_quality(minutes, seed=None, run_dir=None, metrics_every_kimg=None, num_i
     ``seed`` overrides ``train.seed``; ``run_dir`` keeps the run (default: a temporary folder, deleted).
     Returns the summary dict, also printed as the last line, in JSON.
     """
-    from tf_stylegan import configurables, inference
+    from tf_stylegan.deploy import inference
     from tf_stylegan.metrics import EmojiFD
+    from tf_stylegan.training import configurables
 
     metric = EmojiFD(num_images)
     metric.prepare()  # the classifier before the clock starts

@@ -17,8 +17,8 @@ def _count(variables):
 
 def convert_official(args):
     """Official NVlabs pickle -> a tf_stylegan network snapshot."""
-    from tf_stylegan.official import OfficialPickleError, load_official_pickle
-    from tf_stylegan.snapshot import save_networks
+    from tf_stylegan.formats.official import OfficialPickleError, load_official_pickle
+    from tf_stylegan.formats.snapshot import save_networks
 
     if not os.path.isfile(args.pkl):
         return _fail(f"{args.pkl}: no such file")
@@ -51,8 +51,7 @@ def bench(args):
         networks, phases = {}, None
         if args.gin_file:  # the networks of a training config: its Generator / Discriminator bindings
             import gin
-
-            from tf_stylegan import configurables
+            from tf_stylegan.training import configurables
 
             configurables.parse(args.gin_file)
             networks = dict(generator=configurables.Generator, discriminator=configurables.Discriminator)
@@ -89,7 +88,11 @@ def bench_quality(args):
     ``--minutes``, or the meter's calibration (``--calibrate``)."""
     from tf_stylegan import bench as bench_lib
     from tf_stylegan.metrics import calibrate
-    from tf_stylegan.trainer import CheckpointError, NonFiniteLossError, TrainingInterrupted
+    from tf_stylegan.training.trainer import (
+        CheckpointError,
+        NonFiniteLossError,
+        TrainingInterrupted,
+    )
 
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         return _fail(f"--json {args.json}: its folder does not exist")
@@ -120,7 +123,7 @@ def bench_quality(args):
 
 def _parse_gin(gin_files, gin_params, run_dir=None, resume=False):
     """Parses the gin configuration; None, or the exit code of a reported error."""
-    from tf_stylegan import configurables
+    from tf_stylegan.training import configurables
 
     try:
         configurables.parse(gin_files, gin_params, run_dir, resume)
@@ -133,8 +136,12 @@ def _parse_gin(gin_files, gin_params, run_dir=None, resume=False):
 
 def train(args):
     """Train (or resume) a run configured by gin."""
-    from tf_stylegan import configurables
-    from tf_stylegan.trainer import CheckpointError, NonFiniteLossError, TrainingInterrupted
+    from tf_stylegan.training import configurables
+    from tf_stylegan.training.trainer import (
+        CheckpointError,
+        NonFiniteLossError,
+        TrainingInterrupted,
+    )
 
     error = _parse_gin(args.gin_file, args.gin_param, args.run_dir, args.resume)
     if error:
@@ -186,9 +193,9 @@ def dataset_info(args):
 
 def export(args):
     """The moving-average generator -> SavedModel (TF Serving layout), optionally TFLite."""
-    from tf_stylegan import export as export_lib
-    from tf_stylegan import precision
-    from tf_stylegan.inference import LoadError, keras_generator
+    from tf_stylegan.deploy import export as export_lib
+    from tf_stylegan.deploy.inference import LoadError, keras_generator
+    from tf_stylegan.nn import precision
 
     try:
         generator = keras_generator(args.model)
@@ -230,10 +237,9 @@ def export(args):
 
 def metrics(args):
     """FID / KID / EFD / PPL of a generator: a result line per metric, and JSON with --json."""
-    import tf_stylegan
     from tf_stylegan import metrics as metrics_lib
     from tf_stylegan.data import DataError, load_dataset
-    from tf_stylegan.inference import LoadError
+    from tf_stylegan.deploy.inference import LoadError
 
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         return _fail(f"--json {args.json}: its folder does not exist")

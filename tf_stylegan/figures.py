@@ -1,7 +1,7 @@
 """The figures of the StyleGAN paper from a loaded generator: seed grids, style mixing (Fig. 3),
 noise (Figs. 4 and 5), truncation (Fig. 8) and latent walks.
 
-Every function takes a :class:`tf_stylegan.inference.StyleGAN` (``tf_stylegan.load(path)``) and
+Every function takes a :class:`tf_stylegan.deploy.inference.StyleGAN` (``tf_stylegan.load(path)``) and
 returns uint8 NumPy arrays (H x W x 3 figures, or N x H x W x 3 stacks); :func:`save_image` and
 :func:`save_gif` write them with Pillow. ``truncation_psi=None`` means the model's default.
 Below, ``S`` is the model's resolution (a cell is S x S pixels) and ``L`` its ``num_layers``
@@ -153,7 +153,9 @@ def truncation_psis(steps, start=1.0, stop=-1.0):
 def image_grid(images, columns):
     """uint8 [N, S, S, 3] -> one uint8 [ceil(N / columns) * S, columns * S, 3] grid, row-major,
     missing cells black."""
-    from tf_stylegan.trainer import image_grid as grid  # the trainer's sample grids
+    from tf_stylegan.training.trainer import (
+        image_grid as grid,  # the trainer's sample grids
+    )
 
     if int(columns) < 1:
         raise FigureError(f"grid columns must be at least 1, got {columns}")
@@ -426,11 +428,11 @@ def save_gif(path, frames, duration=40):
 
 def load_model(path, batch_size=8):
     """``tf_stylegan.load(path)``, its failures as :class:`FigureError`."""
-    import tf_stylegan
+    from tf_stylegan.deploy.inference import load
 
     if int(batch_size) < 1:
         raise FigureError(f"batch size must be at least 1, got {batch_size}")
     try:
-        return tf_stylegan.load(path, batch_size=int(batch_size))
+        return load(path, batch_size=int(batch_size))
     except (ValueError, OSError) as error:  # LoadError, OfficialPickleError, unreadable files
         raise FigureError(str(error) or f"{path}: cannot load a generator") from None

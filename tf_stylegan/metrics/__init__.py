@@ -10,7 +10,7 @@ runs measured here; they are not comparable to the decimal with published number
 
 A metric is a callable ``metric(generator, dataset, print_fn=None) -> {name: float}`` with an
 optional ``prepare()`` that fetches what it needs (weights) before a long run. ``generator`` is what
-:func:`tf_stylegan.load` returns (or :func:`tf_stylegan.inference.from_generator` of a Keras
+:func:`tf_stylegan.load` returns (or :func:`tf_stylegan.deploy.inference.from_generator` of a Keras
 generator during training); ``dataset`` a :class:`tf_stylegan.data.ImageDataset`.
 """
 
@@ -19,19 +19,53 @@ import re
 import time
 
 from tf_stylegan.metrics.emoji_classifier import (
-    CLASSIFIER_VERSION, EmojiFeatures, EmojiLabels, build_classifier, classifier_weights, emoji_labels,
+    CLASSIFIER_VERSION,
+    EmojiFeatures,
+    EmojiLabels,
+    build_classifier,
+    classifier_weights,
+    emoji_labels,
     train_classifier,
 )
-from tf_stylegan.metrics.emoji_fd import EmojiFD, calibrate, calibration_sets, gaussian_blur
+from tf_stylegan.metrics.emoji_fd import (
+    EmojiFD,
+    calibrate,
+    calibration_sets,
+    gaussian_blur,
+)
 from tf_stylegan.metrics.errors import MetricError
 from tf_stylegan.metrics.inception import (
-    FID, INCEPTION_SIZE, INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, KID, InceptionFeatures, StreamingMoments,
-    dataset_fingerprint, frechet_distance, generated_feature_batches, generated_statistics,
-    kernel_inception_distance, real_feature_batches, real_features, real_statistics,
+    FID,
+    INCEPTION_SIZE,
+    INCEPTION_WEIGHTS_FILE,
+    INCEPTION_WEIGHTS_URL,
+    KID,
+    InceptionFeatures,
+    StreamingMoments,
+    dataset_fingerprint,
+    frechet_distance,
+    generated_feature_batches,
+    generated_statistics,
+    kernel_inception_distance,
+    real_feature_batches,
+    real_features,
+    real_statistics,
 )
 from tf_stylegan.metrics.ppl import (
-    LPIPS_VGG_CHANNELS, LPIPS_VGG_LAYERS, PPL, PPL_EPSILON, PPL_SAMPLINGS, PPL_SPACES, FeatureDistance,
-    filtered_mean, lerp, lpips_vgg16, path_length_samples, ppl_crop, ppl_inputs, slerp,
+    LPIPS_VGG_CHANNELS,
+    LPIPS_VGG_LAYERS,
+    PPL,
+    PPL_EPSILON,
+    PPL_SAMPLINGS,
+    PPL_SPACES,
+    FeatureDistance,
+    filtered_mean,
+    lerp,
+    lpips_vgg16,
+    path_length_samples,
+    ppl_crop,
+    ppl_inputs,
+    slerp,
 )
 
 __all__ = [  # the package's API: the modules' names, and running metrics by name

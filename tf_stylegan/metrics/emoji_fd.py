@@ -10,10 +10,18 @@ number. :func:`calibrate` says what a value means.
 
 import numpy as np
 
-from tf_stylegan.metrics.emoji_classifier import CLASSIFIER_SIZE, EmojiFeatures, labelled_emoji
+from tf_stylegan.metrics.emoji_classifier import (
+    CLASSIFIER_SIZE,
+    EmojiFeatures,
+    labelled_emoji,
+)
 from tf_stylegan.metrics.errors import MetricError
 from tf_stylegan.metrics.inception import (
-    FeatureMetric, StreamingMoments, frechet_distance, generated_statistics, real_statistics,
+    FeatureMetric,
+    StreamingMoments,
+    frechet_distance,
+    generated_statistics,
+    real_statistics,
 )
 
 

@@ -1,7 +1,7 @@
 """The StyleGAN trainer: progressive growing, style mixing, R1 / WGAN-GP, the moving-average
 generator, exact resume, logs.
 
-One ``tf.function`` step per resolution (:mod:`tf_stylegan.step`) runs through
+One ``tf.function`` step per resolution (:mod:`tf_stylegan.training.step`) runs through
 ``strategy.run``: a D update, the moving-average update of Gs, a G update. ``lod``, the learning
 rates and Gs's beta are variables or tensors, so a step traces once per resolution; at resolution
 r only the network blocks up to r run. All randomness of a step is drawn statelessly per sample
@@ -27,15 +27,15 @@ import numpy as np
 import tensorflow as tf
 
 from tf_stylegan import data as data_lib
-from tf_stylegan import logs
-from tf_stylegan import precision
-from tf_stylegan import schedule as schedule_lib
-from tf_stylegan import snapshot
-from tf_stylegan.discriminator import Discriminator
-from tf_stylegan.generator import Generator
-from tf_stylegan.losses import LogisticR1
-from tf_stylegan import step as step_lib
-from tf_stylegan.step import TrainStep
+from tf_stylegan.formats import snapshot
+from tf_stylegan.nn import precision
+from tf_stylegan.nn.discriminator import Discriminator
+from tf_stylegan.nn.generator import Generator
+from tf_stylegan.training import logs
+from tf_stylegan.training import schedule as schedule_lib
+from tf_stylegan.training import step as step_lib
+from tf_stylegan.training.losses import LogisticR1
+from tf_stylegan.training.step import TrainStep
 
 CHECKPOINT_DIR = snapshot.CHECKPOINT_DIR
 
@@ -286,7 +286,7 @@ class Trainer:
             target.assign(source)
 
     def train_step(self, resolution, global_batch):
-        """The distributed :class:`~tf_stylegan.step.TrainStep` of ``resolution`` and ``global_batch``:
+        """The distributed :class:`~tf_stylegan.training.step.TrainStep` of ``resolution`` and ``global_batch``:
         ``step(reals, seed [2] int64, Gs beta) -> metrics``."""
         key = (resolution, global_batch)
         if key not in self._steps:
@@ -479,7 +479,8 @@ class Trainer:
         A failing metric is reported and training goes on."""
         if not self.is_chief:
             return {}
-        from tf_stylegan import inference, metrics as metrics_lib
+        from tf_stylegan import metrics as metrics_lib
+        from tf_stylegan.deploy import inference
 
         if self._Gs_inference is None:
             self._Gs_inference = inference.from_generator(self.Gs)

@@ -40,7 +40,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
-from tf_stylegan import precision
+from tf_stylegan.nn import precision
 
 SEED_STREAM_LATENTS = 0  # second word of the stateless seed of z draws
 SEED_STREAM_NOISE = 1  # ... and of noise draws
@@ -70,7 +70,7 @@ def to_uint8(images):
 
 
 class GeneratorModule(tf.Module):
-    """The signatures of a Keras :class:`~tf_stylegan.generator.Generator` (see the module doc).
+    """The signatures of a Keras :class:`~tf_stylegan.nn.generator.Generator` (see the module doc).
 
     Works in-process as well: :func:`tf_stylegan.load` of a snapshot wraps one of these, so
     Python and an exported model run the same functions.
@@ -123,7 +123,7 @@ class GeneratorModule(tf.Module):
 
     def metadata(self):
         """What a loader needs beyond the signatures (also written to assets.extra/)."""
-        return {"format": "tf_stylegan.export", "version": 1, "latent_size": self.latent_size,
+        return {"format": "tf_stylegan.deploy.export", "version": 1, "latent_size": self.latent_size,
                 "dlatent_size": self.dlatent_size, "num_layers": self.num_layers,
                 "resolution": self.resolution, "num_channels": self.num_channels,
                 "truncation_psi": self.default_truncation_psi, "truncation_cutoff": self.truncation_cutoff,
@@ -341,7 +341,7 @@ def tflite_runner(tflite_path, signature="serving_default"):
 def generator_copy(generator, policy):
     """A copy of ``generator`` with its weights whose layers compute under the Keras dtype
     ``policy`` (e.g. 'mixed_float16', 'float64')."""
-    from tf_stylegan.generator import Generator
+    from tf_stylegan.nn.generator import Generator
 
     with precision.dtype_policy(policy):  # the sublayers take the global policy
         copy = Generator.from_config({**generator.get_config(), "dtype": policy})

@@ -5,9 +5,15 @@ import math
 import keras
 from keras import ops
 
-from tf_stylegan import ops as sg_ops
-from tf_stylegan.layers import (
-    Blur, ConstantInput, EqualizedConv2D, EqualizedDense, LayerEpilogue, ToRGB, register,
+from tf_stylegan.nn import ops as sg_ops
+from tf_stylegan.nn.layers import (
+    Blur,
+    ConstantInput,
+    EqualizedConv2D,
+    EqualizedDense,
+    LayerEpilogue,
+    ToRGB,
+    register,
 )
 
 

@@ -9,7 +9,7 @@ take and return ``{input or output name: array}`` dicts, so code can switch betw
                             signature_name="generate_from_seeds")["images"]  # [2, H, W, 3] uint8
 
 Outputs come back in the dtypes the model's metadata declares (JSON has none), fetched once per
-client. The signatures and their inputs are listed in :mod:`tf_stylegan.export`.
+client. The signatures and their inputs are listed in :mod:`tf_stylegan.deploy.export`.
 """
 
 import base64
@@ -189,7 +189,10 @@ class GrpcClient(_Client):
         # Imported here so that RestClient needs only the standard library and NumPy.
         import grpc
         try:
-            from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+            from tensorflow_serving.apis import (
+                model_service_pb2_grpc,
+                prediction_service_pb2_grpc,
+            )
         except ImportError:
             raise ImportError("GrpcClient needs tensorflow-serving-api, installed without its dependencies "
                               "(which would add a second TensorFlow): "

@@ -16,10 +16,11 @@ import inspect
 import os
 
 import gin
-
-from tf_stylegan import data, discriminator, generator, losses, schedule
+from tf_stylegan import data
 from tf_stylegan import metrics as metrics_lib
-from tf_stylegan.trainer import CHECKPOINT_DIR, Trainer
+from tf_stylegan.nn import discriminator, generator
+from tf_stylegan.training import losses, schedule
+from tf_stylegan.training.trainer import CHECKPOINT_DIR, Trainer
 
 OPERATIVE_CONFIG = "config.gin"
 
@@ -120,7 +121,7 @@ def write_operative_config(run_dir):
     """The bindings in force, as a gin file in the run directory (parsed again on resume)."""
     import tensorflow as tf
 
-    from tf_stylegan import logs
+    from tf_stylegan.training import logs
 
     os.makedirs(run_dir, exist_ok=True)
     text = gin.operative_config_str()

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from tf_stylegan import ops as sg_ops
-from tf_stylegan.layers import EqualizedDense, register
+from tf_stylegan.nn import ops as sg_ops
+from tf_stylegan.nn.layers import EqualizedDense, register
 
 
 @register

@@ -21,7 +21,7 @@ from collections import namedtuple
 import keras
 import tensorflow as tf
 
-from tf_stylegan import discriminator, generator  # noqa: F401  (registers the classes)
+from tf_stylegan.nn import discriminator, generator  # noqa: F401  (registers the classes)
 
 FORMAT = "tf_stylegan.networks"
 VERSION = 1

@@ -5,11 +5,11 @@ dense kernels [in, out]) so that official networks import by plain assignment; t
 equalized-learning-rate scale is applied at run time.
 """
 
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 
-from tf_stylegan import ops as sg_ops
+from tf_stylegan.nn import ops as sg_ops
 
 register = keras.saving.register_keras_serializable(package="tf_stylegan")
 
@@ -334,7 +334,7 @@ class LayerEpilogue(keras.layers.Layer):
     """The official per-layer epilogue: noise -> bias -> activation -> [pixel norm] -> AdaIN(w).
 
     Normalisation and modulation are applied as one scale and shift
-    (:func:`tf_stylegan.ops.modulated_epilogue`).
+    (:func:`tf_stylegan.nn.ops.modulated_epilogue`).
     """
 
     def __init__(self, use_noise=True, use_pixel_norm=False, use_instance_norm=True, use_styles=True,

@@ -30,7 +30,8 @@ at 1/f² each: its squared norm is the r×r one divided by f². The losses take 
 import tensorflow as tf
 from keras import ops
 
-from tf_stylegan.ops import in_float32, lerp
+from tf_stylegan.nn.ops import in_float32, lerp
+
 
 def _fp32(x):
     """``x`` as a tensor, float16 / bfloat16 cast to float32 (wider dtypes are kept)."""

@@ -3,10 +3,10 @@
 import keras
 from keras import ops
 
-from tf_stylegan import ops as sg_ops
-from tf_stylegan.layers import register
-from tf_stylegan.mapping import MappingNetwork
-from tf_stylegan.synthesis import SynthesisNetwork
+from tf_stylegan.nn import ops as sg_ops
+from tf_stylegan.nn.layers import register
+from tf_stylegan.nn.mapping import MappingNetwork
+from tf_stylegan.nn.synthesis import SynthesisNetwork
 
 
 def layer_mask(num_layers, crossover):

@@ -1,6 +1,6 @@
 """``tf_stylegan.load``: a generator for notebooks and scripts, from an export or a training run.
 
-Both sources run the same signature functions (:class:`~tf_stylegan.export.GeneratorModule`):
+Both sources run the same signature functions (:class:`~tf_stylegan.deploy.export.GeneratorModule`):
 an exported SavedModel through its signatures, a snapshot / run directory / official pickle
 through the module built in-process. So a seed gives the same picture everywhere.
 """
@@ -11,7 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tf_stylegan.export import METADATA_FILE, GeneratorModule, latents_from_seeds
+from tf_stylegan.deploy.export import METADATA_FILE, GeneratorModule, latents_from_seeds
 
 
 class LoadError(ValueError):
@@ -155,8 +155,8 @@ def load(path, batch_size=8):
 def keras_generator(path):
     """The Keras moving-average generator (Gs) of a network snapshot, a training run directory (its
     latest checkpoint) or an official ``.pkl``; :class:`LoadError` otherwise."""
-    from tf_stylegan.official import OfficialPickleError, load_official_pickle
-    from tf_stylegan.snapshot import SnapshotError, load_networks
+    from tf_stylegan.formats.official import OfficialPickleError, load_official_pickle
+    from tf_stylegan.formats.snapshot import SnapshotError, load_networks
 
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -171,7 +171,7 @@ def keras_generator(path):
 
 
 def from_generator(generator, batch_size=8, source=None):
-    """A :class:`StyleGAN` around a Keras :class:`~tf_stylegan.generator.Generator` (in-process)."""
+    """A :class:`StyleGAN` around a Keras :class:`~tf_stylegan.nn.generator.Generator` (in-process)."""
     module = GeneratorModule(generator)
     functions = {name: getattr(module, name) for name in module.metadata()["signatures"]}
     return StyleGAN(functions, module.metadata(), source or generator.name, batch_size)

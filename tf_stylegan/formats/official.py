@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tf_stylegan.discriminator import Discriminator
-from tf_stylegan.generator import Generator
+from tf_stylegan.nn.discriminator import Discriminator
+from tf_stylegan.nn.generator import Generator
 
 # The globals an official pickle may reference: NumPy's array and scalar reconstructors.
 _NUMPY_GLOBALS = {

@@ -3,9 +3,16 @@
 import keras
 from keras import ops
 
-from tf_stylegan import ops as sg_ops
-from tf_stylegan.layers import Blur, EqualizedConv2D, EqualizedDense, FromRGB, MinibatchStddev, register
-from tf_stylegan.synthesis import resolution_log2, use_fused_scale
+from tf_stylegan.nn import ops as sg_ops
+from tf_stylegan.nn.layers import (
+    Blur,
+    EqualizedConv2D,
+    EqualizedDense,
+    FromRGB,
+    MinibatchStddev,
+    register,
+)
+from tf_stylegan.nn.synthesis import resolution_log2, use_fused_scale
 
 
 @register

@@ -1,0 +1,1 @@
+"""Using a trained generator: the SavedModel / TFLite export, loading for inference, the serving client."""

@@ -1,0 +1,1 @@
+"""Files of networks: the project's snapshots and the official NVlabs pickles."""

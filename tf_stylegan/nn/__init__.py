@@ -1,0 +1,1 @@
+"""The networks: tensor ops, StyleGAN layers, the mapping, synthesis, generator and discriminator, dtype policies."""
