@@ -266,7 +266,7 @@ def test_skip_bad_records_skipped_files(tmp_path):
 def test_memory_limit_suggests_tfrecords(tmp_path, monkeypatch):
     for i in range(3):
         _save(tmp_path / f"{i}.png", _solid((i, i, i), (16, 16)))
-    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 3 * (16 * 16 + 8 * 8 + 4 * 4) * 3 - 1)
+    monkeypatch.setattr(data.dataset, "MAX_IN_MEMORY_BYTES", 3 * (16 * 16 + 8 * 8 + 4 * 4) * 3 - 1)
     with pytest.raises(DataError, match="tf-stylegan dataset create"):
         data.load_image_folder(tmp_path, 16)
     assert data.load_image_folder(tmp_path, 8).num_images == 3
@@ -355,7 +355,7 @@ def test_bad_level_layouts(tmp_path):
 
 def test_level_memory_limit(tmp_path, monkeypatch):
     ds = data.read_tfrecords(os.path.dirname(data.write_tfrecords(_random_dataset(), tmp_path)[0]))
-    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 6 * 8 * 8 * 3)
+    monkeypatch.setattr(data.dataset, "MAX_IN_MEMORY_BYTES", 6 * 8 * 8 * 3)
     assert ds.level(8).shape == (6, 8, 8, 3)
     with pytest.raises(DataError, match=r"toy-r04\.tfrecords: 6 images of 16x16x3 .* stream it"):
         ds.level(16)
@@ -364,7 +364,7 @@ def test_level_memory_limit(tmp_path, monkeypatch):
 def test_source_holds_what_fits_and_streams_the_rest(tmp_path, monkeypatch):
     in_memory = _random_dataset()
     ds = data.read_tfrecords(os.path.dirname(data.write_tfrecords(in_memory, tmp_path, None)[0]))
-    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 6 * 8 * 8 * 3)
+    monkeypatch.setattr(data.dataset, "MAX_IN_MEMORY_BYTES", 6 * 8 * 8 * 3)
     np.testing.assert_array_equal(ds.source(8), in_memory.level(8))  # fits: read into memory
     assert ds.source(16) == ds.levels[16] and ds.source(16).endswith("toy-r04.tfrecords")  # streamed
     assert in_memory.source(16) is in_memory.levels[16]  # arrays are used as they are
@@ -566,7 +566,7 @@ def _write_records(path, images, extra_bytes=None):
 
 @pytest.fixture
 def streamed(monkeypatch):
-    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 0)  # every TFRecord level is streamed
+    monkeypatch.setattr(data.dataset, "MAX_IN_MEMORY_BYTES", 0)  # every TFRecord level is streamed
 
 
 def test_streamed_level_is_the_in_memory_stream(tmp_path, streamed):
@@ -647,7 +647,7 @@ def test_streamed_records_of_unequal_size(tmp_path, streamed):
     np.testing.assert_array_equal(stream(path), stream(images))
     data.write_tfrecords(data.ImageDataset("y", 8, 1, {4: images[:, ::2, ::2], 8: images}), tmp_path, None)
     uniform = str(tmp_path / "y-r03.tfrecords")  # records of one size, found in O(1)
-    assert data._RecordFile(uniform).offsets is None and data._RecordFile(path).offsets is not None
+    assert data.records.RecordFile(uniform).offsets is None and data.records.RecordFile(path).offsets is not None
     np.testing.assert_array_equal(stream(uniform), stream(path))
 
     pipeline = data.real_images_pipeline(uniform, 3, seed=13)

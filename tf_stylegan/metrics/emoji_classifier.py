@@ -104,7 +104,7 @@ def _lookup(entries, name):
 def emoji_labels():
     """:class:`EmojiLabels` of :func:`tf_stylegan.data.emoji_dataset`'s images."""
     entries = _emoji_entries()
-    files = tuple(path.stem for path in data._list_images(data._emoji_folder()))  # the dataset's own order
+    files = tuple(path.stem for path in data.folders.list_images(data.emoji.emoji_folder()))  # the dataset's own order
     found = [_lookup(entries, name) for name in files]
     groups = tuple(sorted({entry[0] for entry in found if entry}))
     subgroups = tuple(sorted({entry[1] for entry in found if entry}))
@@ -296,7 +296,7 @@ def cached_classifier_weights(cache_dir=None, print_fn=print, **training):
     """The path of the locally trained classifier's weights in ``cache_dir`` (default
     ``$XDG_CACHE_HOME/tf_stylegan``), training it first (:func:`train_classifier` with ``training``)
     when the file is absent or does not match its recorded checksum."""
-    path = os.path.join(cache_dir or data._cache_dir(), WEIGHTS_FILE)
+    path = os.path.join(cache_dir or data.emoji.cache_dir(), WEIGHTS_FILE)
     if os.path.isfile(path):
         recorded = _recorded_sha256(path)
         if recorded is not None and file_sha256(path) == recorded:

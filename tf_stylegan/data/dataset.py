@@ -1,0 +1,121 @@
+"""``ImageDataset``: square training images at every resolution 4, 8, ..., R."""
+
+import dataclasses
+
+import numpy as np
+
+from tf_stylegan.data.errors import DataError
+from tf_stylegan.data.records import count_records, read_level
+
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".webp")
+
+
+MAX_IN_MEMORY_BYTES = 4 << 30          # datasets (or TFRecord levels) held in memory at most
+
+
+def check_resolution(resolution, what):
+    if (isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer))
+            or resolution < 4 or resolution & (resolution - 1)):
+        raise DataError(f"{what}: resolution must be a power of two >= 4, got {resolution!r}")
+
+
+def level_resolutions(resolution):
+    return [2 ** k for k in range(2, int(resolution).bit_length())]
+
+
+def gib(num_bytes):
+    return f"{num_bytes / (1 << 30):.1f} GiB"
+
+
+@dataclasses.dataclass
+class ImageDataset:
+    """Square training images at every resolution 4, 8, ..., ``resolution``.
+
+    ``levels[r]`` is a uint8 array [N, r, r, C], or the path of an official ``<name>-rNN.tfrecords``
+    file; ``level(r)`` always gives the array. ``skipped`` lists the (path, reason) of input files
+    left out with ``skip_bad=True``.
+    """
+
+    name: str
+    resolution: int
+    num_channels: int
+    levels: dict
+    skipped: list = dataclasses.field(default_factory=list)
+    _num_records: int = dataclasses.field(default=None, repr=False)  # record count of TFRecord levels
+
+    def __post_init__(self):
+        check_resolution(self.resolution, self.name)
+        if self.num_channels not in (1, 3):
+            raise DataError(f"{self.name}: num_channels must be 1 or 3, got {self.num_channels!r}")
+        expected = level_resolutions(self.resolution)
+        if sorted(self.levels) != expected:
+            raise DataError(f"{self.name}: levels {sorted(self.levels)} do not match resolutions {expected}")
+        counts = set()
+        for r, level in self.levels.items():
+            if isinstance(level, np.ndarray):
+                if level.dtype != np.uint8 or level.shape[1:] != (r, r, self.num_channels):
+                    raise DataError(f"{self.name}: level {r} is {level.dtype} {list(level.shape)}, "
+                                    f"expected uint8 [N, {r}, {r}, {self.num_channels}]")
+                counts.add(len(level))
+        if len(counts) > 1:
+            raise DataError(f"{self.name}: levels hold different numbers of images {sorted(counts)}")
+
+    @classmethod
+    def from_images(cls, name, images):
+        """A dataset of uint8 images [N, R, R, C] held in memory (the lower levels box-averaged)."""
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise DataError(f"{name}: images must be [N, R, R, C], got shape {images.shape}")
+        return cls(name, images.shape[1], images.shape[3], box_levels(images))
+
+    @property
+    def num_images(self):
+        """Number of images (the same at every level)."""
+        smallest = self.levels[4]
+        if isinstance(smallest, np.ndarray):
+            return len(smallest)
+        if self._num_records is None:
+            self._num_records = count_records(smallest)
+        return self._num_records
+
+    def _fits_in_memory(self, r):
+        return self.num_images * r * r * self.num_channels <= MAX_IN_MEMORY_BYTES
+
+    def source(self, r):
+        """What :func:`real_images_pipeline` should read for resolution ``r``: the uint8 array when it is
+        held or fits in ``MAX_IN_MEMORY_BYTES``, else the TFRecord path (streamed)."""
+        level = self.levels.get(r)
+        if isinstance(level, str) and not self._fits_in_memory(r):
+            return level
+        return self.level(r)
+
+    def level(self, r):
+        """The uint8 array [N, r, r, C] of resolution ``r``; a TFRecord level is read from disk on every
+        call (keep the result), and only if it fits in ``MAX_IN_MEMORY_BYTES``."""
+        if r not in self.levels:
+            raise DataError(f"{self.name}: no level {r}; levels are {sorted(self.levels)}")
+        level = self.levels[r]
+        if isinstance(level, np.ndarray):
+            return level
+        num_bytes = self.num_images * r * r * self.num_channels
+        if not self._fits_in_memory(r):
+            raise DataError(f"{level}: {self.num_images} images of {r}x{r}x{self.num_channels} take "
+                            f"{gib(num_bytes)}, more than the {gib(MAX_IN_MEMORY_BYTES)} held in memory; "
+                            "give the path to real_images_pipeline to stream it instead")
+        return read_level(level, self.num_images)
+
+
+def box_levels(images):
+    """{r: uint8 [N, r, r, C]} for r = 4 .. R from uint8 [N, R, R, C], as the official exporter computes
+    them: each level the 2x2 mean of the previous unrounded float32 level, then rounded and clipped."""
+    resolution = images.shape[1]
+    levels = {resolution: images}
+    for r in level_resolutions(resolution)[:-1]:
+        levels[r] = np.empty((len(images), r, r, images.shape[3]), np.uint8)
+    chunk = max(1, (64 << 20) // max(1, images[0].size * 4))  # bound the float32 copy to ~64 MiB
+    for start in range(0, len(images), chunk):
+        x = images[start:start + chunk].astype(np.float32)
+        while x.shape[1] > 4:
+            x = (x[:, 0::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 0::2] + x[:, 1::2, 1::2]) * 0.25
+            levels[x.shape[1]][start:start + chunk] = np.rint(x).clip(0, 255).astype(np.uint8)
+    return dict(sorted(levels.items()))
