@@ -214,7 +214,7 @@ def test_efd_is_a_gin_training_metric(tmp_path):
 
 @pytest.mark.slow
 def test_bench_quality_end_to_end(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(metrics.inception, "_cache_dir", lambda: str(tmp_path / "cache"))
+    monkeypatch.setattr(metrics.inception, "package_cache_dir", lambda *parts: str(tmp_path / "cache"))
     run = tmp_path / "run"
     code, out, err = cli(["bench", "quality", "--gin_file", TINY, "--minutes", "0.01", "--num_images", "32",
                           "--metrics_every_kimg", "0.032", "--seed", "5", "--out", str(run),

@@ -19,6 +19,8 @@ import re
 
 import numpy as np
 
+import tf_stylegan.images
+
 # The paper's style ranges (Fig. 3), as dlatent layers [start, stop) of an 18-layer (1024 px) model.
 NAMED_STYLES = {"coarse": (0, 4), "middle": (4, 8), "fine": (8, None)}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -153,13 +155,9 @@ def truncation_psis(steps, start=1.0, stop=-1.0):
 def image_grid(images, columns):
     """uint8 [N, S, S, 3] -> one uint8 [ceil(N / columns) * S, columns * S, 3] grid, row-major,
     missing cells black."""
-    from tf_stylegan.training.trainer import (
-        image_grid as grid,  # the trainer's sample grids
-    )
-
     if int(columns) < 1:
         raise FigureError(f"grid columns must be at least 1, got {columns}")
-    return grid(np.asarray(images, np.uint8), int(columns))
+    return tf_stylegan.images.image_grid(images, int(columns))
 
 
 def grid_columns(count, columns=None):

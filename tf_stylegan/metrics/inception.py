@@ -5,13 +5,14 @@ import abc
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 
 import numpy as np
 import tensorflow as tf
 
 from tf_stylegan import data
+from tf_stylegan.files import atomic_file
+from tf_stylegan.files import cache_dir as package_cache_dir
 from tf_stylegan.metrics.errors import MetricError
 
 INCEPTION_SIZE = 299
@@ -82,14 +83,8 @@ class StreamingMoments:
     def save(self, path):
         """Writes count, mean and covariance to ``path`` (.npz), atomically (a unique temporary file
         renamed into place, so concurrent writers cannot mix their files)."""
-        descriptor, staging = tempfile.mkstemp(suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                np.savez(file, count=self.count, mean=self.mean, covariance=self.covariance)
-            os.replace(staging, path)
-        finally:
-            if os.path.exists(staging):
-                os.remove(staging)
+        with atomic_file(path) as staging, open(staging, "wb") as file:
+            np.savez(file, count=self.count, mean=self.mean, covariance=self.covariance)
 
     @classmethod
     def load(cls, path):
@@ -189,10 +184,6 @@ def _file_digest(path):
     return digest.hexdigest()[:16]
 
 
-def _cache_dir():
-    return os.path.join(os.path.expanduser(os.environ.get("XDG_CACHE_HOME", "~/.cache")), "tf_stylegan", "fid")
-
-
 def dataset_fingerprint(dataset, count):
     """Identifies the first ``count`` images of ``dataset`` at full resolution: a digest of the pixels
     when they are in memory, the file's path, size and modification time when streamed."""
@@ -208,7 +199,7 @@ def dataset_fingerprint(dataset, count):
 
 def _cache_path(kind, dataset, count, extractor, cache_dir, suffix):
     key = json.dumps([kind, dataset_fingerprint(dataset, count), extractor.identity])
-    return os.path.join(cache_dir or _cache_dir(), hashlib.sha256(key.encode()).hexdigest()[:24] + suffix)
+    return os.path.join(cache_dir or package_cache_dir("fid"), hashlib.sha256(key.encode()).hexdigest()[:24] + suffix)
 
 
 def real_feature_batches(dataset, extractor, count, batch_size=32):
@@ -261,15 +252,8 @@ def real_features(dataset, extractor, num_images, batch_size=32, cache_dir=None,
     if os.path.isfile(path):
         return np.load(path)
     features = np.concatenate(list(real_feature_batches(dataset, extractor, count, batch_size))).astype(np.float32)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    descriptor, staging = tempfile.mkstemp(suffix=".npy", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            np.save(file, features)
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
+    with atomic_file(path) as staging, open(staging, "wb") as file:
+        np.save(file, features)
     if print_fn:
         print_fn(f"cached the features of {count} real images in {path}")
     return features

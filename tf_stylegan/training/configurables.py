@@ -18,6 +18,7 @@ import os
 import gin
 from tf_stylegan import data
 from tf_stylegan import metrics as metrics_lib
+from tf_stylegan.files import write_atomically
 from tf_stylegan.nn import discriminator, generator
 from tf_stylegan.training import losses, schedule
 from tf_stylegan.training.trainer import CHECKPOINT_DIR, Trainer
@@ -126,9 +127,7 @@ def write_operative_config(run_dir):
     os.makedirs(run_dir, exist_ok=True)
     text = gin.operative_config_str()
     path = os.path.join(run_dir, OPERATIVE_CONFIG)
-    with open(f"{path}.tmp", "w") as file:
-        file.write(text)
-    os.replace(f"{path}.tmp", path)
+    write_atomically(path, text)
     with tf.summary.create_file_writer(os.path.join(run_dir, "logs")).as_default(step=0):
         logs.text("config/operative", gin.markdown(text))
 

@@ -13,7 +13,6 @@ gradients are skipped and counted; checkpoints of non-finite weights are never w
 
 import glob
 import hashlib
-import io
 import json
 import os
 import re
@@ -28,6 +27,7 @@ import tensorflow as tf
 
 from tf_stylegan import data as data_lib
 from tf_stylegan.formats import snapshot
+from tf_stylegan.images import image_grid, to_uint8, write_png
 from tf_stylegan.nn import precision
 from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
@@ -59,22 +59,6 @@ def default_strategy():
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.MirroredStrategy()
-
-
-def images_to_uint8(images):
-    """float [-1, 1] NHWC -> uint8 as the official ``convert_images_to_uint8``: saturate_cast(x*127.5 + 128),
-    which clips and then truncates (NumPy's cast of the clipped values truncates too)."""
-    return np.clip(np.asarray(images, np.float32) * 127.5 + 128.0, 0, 255).astype(np.uint8)
-
-
-def image_grid(images, columns):
-    """uint8 [N, H, W, C] -> one uint8 [rows*H, columns*W, C] grid."""
-    n, height, width, channels = images.shape
-    rows = -(-n // columns)
-    padded = np.zeros((rows * columns, height, width, channels), np.uint8)
-    padded[:n] = images
-    grid = padded.reshape(rows, columns, height, width, channels).transpose(0, 2, 1, 3, 4)
-    return grid.reshape(rows * height, columns * width, channels)
 
 
 def variables_digest(*networks):
@@ -504,7 +488,7 @@ class Trainer:
     def sample_grid(self):
         """uint8 grid of Gs samples from the run's fixed latents (no truncation, stored noise)."""
         images = self.Gs(self._grid_latents, truncation_psi=1.0, randomize_noise=False)
-        return image_grid(images_to_uint8(images), self.grid_size[0])
+        return image_grid(to_uint8(images), self.grid_size[0])
 
     def _write_samples(self, writer):
         if not self.is_chief:
@@ -514,7 +498,7 @@ class Trainer:
         folder = os.path.join(self.run_dir, "samples")
         os.makedirs(folder, exist_ok=True)
         nimg = int(self.cur_nimg.numpy())
-        _write_png(os.path.join(folder, f"fakes{nimg:09d}.png"), grid)  # images shown so far
+        write_png(os.path.join(folder, f"fakes{nimg:09d}.png"), grid)  # images shown so far
         if writer is not None:
             with writer.as_default(step=nimg):
                 logs.image("Samples/Gs", grid)
@@ -544,17 +528,6 @@ def checkpoint_problem(prefix):
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return f"{type(error).__name__}: {message}"[:300]
     return None
-
-
-def _write_png(path, image):
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buffer, format="PNG")
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as file:
-        file.write(buffer.getvalue())
-    os.replace(tmp, path)
 
 
 def _next_multiple(value, interval):
