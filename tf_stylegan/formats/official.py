@@ -16,6 +16,7 @@ import numpy as np
 
 from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
+from tf_stylegan.nn.layers import constructor_arguments
 
 # The globals an official pickle may reference: NumPy's array and scalar reconstructors.
 _NUMPY_GLOBALS = {
@@ -32,17 +33,8 @@ _NUMPY_GLOBALS = {
 _IGNORED_KWARGS = {"structure", "randomize_noise", "is_template_graph", "force_clean_graph",
                    "truncation_psi_val", "truncation_cutoff_val", "is_training", "is_validation"}
 
-_GENERATOR_KWARGS = {
-    "resolution", "num_channels", "latent_size", "dlatent_size", "mapping_layers", "mapping_fmaps",
-    "mapping_lrmul", "mapping_nonlinearity", "normalize_latents", "fmap_base", "fmap_decay", "fmap_max",
-    "use_styles", "const_input_layer", "use_noise", "nonlinearity", "use_pixel_norm", "use_instance_norm",
-    "fused_scale", "blur_filter", "use_wscale", "truncation_psi", "truncation_cutoff", "dlatent_avg_beta",
-    "style_mixing_prob",
-}
-_DISCRIMINATOR_KWARGS = {
-    "num_channels", "resolution", "fmap_base", "fmap_decay", "fmap_max", "nonlinearity", "use_wscale",
-    "mbstd_group_size", "mbstd_num_features", "fused_scale", "blur_filter",
-}
+_GENERATOR_KWARGS = constructor_arguments(Generator) - {"seed"}
+_DISCRIMINATOR_KWARGS = constructor_arguments(Discriminator)
 # Generator-only kwargs that the official training loop also hands to D, which ignores them.
 _IGNORED_BY_DISCRIMINATOR = _GENERATOR_KWARGS - _DISCRIMINATOR_KWARGS
 

@@ -10,6 +10,7 @@ from tf_stylegan.nn.layers import (
     EqualizedDense,
     FromRGB,
     MinibatchStddev,
+    constructor_arguments,
     register,
 )
 from tf_stylegan.nn.synthesis import resolution_log2, use_fused_scale
@@ -110,8 +111,8 @@ class Discriminator(keras.layers.Layer):
         num_channels=3,  # image channels
         resolution=1024,  # input resolution, a power of two
         fmap_base=8192,  # feature maps: min(fmap_base / 2 ** (stage * fmap_decay), fmap_max)
-        fmap_decay=1.0,
-        fmap_max=512,
+        fmap_decay=1.0,  # how fast the feature maps shrink with resolution
+        fmap_max=512,  # the most feature maps of any layer
         nonlinearity="lrelu",  # 'lrelu' or 'relu'
         use_wscale=True,  # equalized learning rate
         mbstd_group_size=4,  # minibatch stddev group size (<= 1 disables)
@@ -120,7 +121,9 @@ class Discriminator(keras.layers.Layer):
         blur_filter=(1, 2, 1),  # low-pass taps before each down-conv; None disables
         **kwargs,
     ):
+        arguments = {name: value for name, value in locals().items() if name in constructor_arguments(Discriminator)}
         super().__init__(**kwargs)
+        self.arguments = arguments  # get_config's content
         self.resolution_log2 = resolution_log2(resolution)
         self.num_channels = int(num_channels)
         self.resolution = int(resolution)
@@ -184,10 +187,4 @@ class Discriminator(keras.layers.Layer):
                    for block, rgb in zip(self.blocks, self.from_rgb))
 
     def get_config(self):
-        return {
-            **super().get_config(), "num_channels": self.num_channels, "resolution": self.resolution,
-            "fmap_base": self.fmap_base, "fmap_decay": self.fmap_decay, "fmap_max": self.fmap_max,
-            "nonlinearity": self.nonlinearity, "use_wscale": self.use_wscale,
-            "mbstd_group_size": self.mbstd_group_size, "mbstd_num_features": self.mbstd_num_features,
-            "fused_scale": self.fused_scale, "blur_filter": self.blur_filter,
-        }
+        return {**super().get_config(), **self.arguments}

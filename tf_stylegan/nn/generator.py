@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from tf_stylegan.nn import ops as sg_ops
-from tf_stylegan.nn.layers import register
+from tf_stylegan.nn.layers import constructor_arguments, register
 from tf_stylegan.nn.mapping import MappingNetwork
 from tf_stylegan.nn.synthesis import SynthesisNetwork
 
@@ -34,26 +34,23 @@ class Generator(keras.layers.Layer):
         num_channels=3,  # image channels
         latent_size=512,  # dimensionality of z
         dlatent_size=512,  # dimensionality of w
-        # Mapping network.
-        mapping_layers=8,
-        mapping_fmaps=512,
-        mapping_lrmul=0.01,
-        mapping_nonlinearity="lrelu",
-        normalize_latents=True,
-        # Synthesis network.
-        fmap_base=8192,
-        fmap_decay=1.0,
-        fmap_max=512,
-        use_styles=True,
-        const_input_layer=True,
-        use_noise=True,
-        nonlinearity="lrelu",
-        use_pixel_norm=False,
-        use_instance_norm=True,
-        fused_scale="auto",
-        blur_filter=(1, 2, 1),
-        use_wscale=True,
-        # Generator.
+        mapping_layers=8,  # dense layers of the mapping network
+        mapping_fmaps=512,  # width of its hidden layers
+        mapping_lrmul=0.01,  # its learning-rate multiplier (equalized lr)
+        mapping_nonlinearity="lrelu",  # its activation: 'lrelu' or 'relu'
+        normalize_latents=True,  # pixel norm of z before the mapping
+        fmap_base=8192,  # synthesis feature maps: min(fmap_base / 2 ** (stage * fmap_decay), fmap_max)
+        fmap_decay=1.0,  # how fast the feature maps shrink with resolution
+        fmap_max=512,  # the most feature maps of any synthesis layer
+        use_styles=True,  # AdaIN style modulation
+        const_input_layer=True,  # learned constant 4x4 input (else a dense layer from w)
+        use_noise=True,  # per-layer noise inputs
+        nonlinearity="lrelu",  # synthesis activation: 'lrelu' or 'relu'
+        use_pixel_norm=False,  # pixel norm in each synthesis epilogue
+        use_instance_norm=True,  # instance norm in each synthesis epilogue
+        fused_scale="auto",  # fused up-conv: True, False or 'auto' (from 128 px)
+        blur_filter=(1, 2, 1),  # low-pass taps after each up-conv; None disables
+        use_wscale=True,  # equalized learning rate
         truncation_psi=0.7,  # default psi of inference calls (1 or None disables, as official)
         truncation_cutoff=8,  # truncate dlatent layers i < cutoff (8 = 4x4 to 32x32; None disables)
         dlatent_avg_beta=0.995,  # decay of the w_avg running mean
@@ -61,6 +58,7 @@ class Generator(keras.layers.Layer):
         seed=None,  # seed of noise and style-mixing randomness (None: random)
         **kwargs,
     ):
+        arguments = {name: value for name, value in locals().items() if name in constructor_arguments(Generator)}
         super().__init__(**kwargs)
         off = truncation_psi is None or truncation_cutoff is None
         self.truncation_psi = 1.0 if off else float(truncation_psi)
@@ -68,6 +66,7 @@ class Generator(keras.layers.Layer):
         self.dlatent_avg_beta = float(dlatent_avg_beta)
         self.style_mixing_prob = float(style_mixing_prob)
         self.seed = seed
+        self.arguments = arguments  # get_config's content
         self.synthesis = SynthesisNetwork(
             dlatent_size=dlatent_size, num_channels=num_channels, resolution=resolution,
             fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_max=fmap_max, use_styles=use_styles,
@@ -185,17 +184,4 @@ class Generator(keras.layers.Layer):
         return self.mapping.macs_per_sample() + self.synthesis.macs_per_sample()
 
     def get_config(self):
-        mapping, synthesis = self.mapping.get_config(), self.synthesis.get_config()
-        config = super().get_config()
-        for key in ("latent_size", "mapping_layers", "mapping_fmaps", "mapping_lrmul",
-                    "mapping_nonlinearity", "normalize_latents"):
-            config[key] = mapping[key]
-        for key in ("resolution", "num_channels", "dlatent_size", "fmap_base", "fmap_decay", "fmap_max",
-                    "use_styles", "const_input_layer", "use_noise", "nonlinearity", "use_pixel_norm",
-                    "use_instance_norm", "fused_scale", "blur_filter", "use_wscale"):
-            config[key] = synthesis[key]
-        config.update(truncation_psi=self.truncation_psi, truncation_cutoff=self.truncation_cutoff,
-                      dlatent_avg_beta=self.dlatent_avg_beta, style_mixing_prob=self.style_mixing_prob,
-                      seed=self.seed)
-        return config
-
+        return {**super().get_config(), **self.arguments}

@@ -5,6 +5,8 @@ dense kernels [in, out]) so that official networks import by plain assignment; t
 equalized-learning-rate scale is applied at run time.
 """
 
+import inspect
+
 import keras
 import numpy as np
 from keras import ops
@@ -12,6 +14,12 @@ from keras import ops
 from tf_stylegan.nn import ops as sg_ops
 
 register = keras.saving.register_keras_serializable(package="tf_stylegan")
+
+
+def constructor_arguments(cls):
+    """The names of the arguments of ``cls.__init__`` (not ``self``, not ``**kwargs``)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return {p.name for p in parameters if p.name != "self" and p.kind is not p.VAR_KEYWORD}
 
 SQRT2 = float(np.sqrt(2.0))
 # Conv outputs computed in float16 are clamped to +-256, as StyleGAN2-ADA's float16 layers (conv_clamp):

@@ -206,24 +206,25 @@ class TrainStep:
     def _d_step(self, reals, inputs):
         t = self.trainer
         fakes = tf.stop_gradient(generate(t.G, inputs["d"], self.resolution))
-        with tf.GradientTape() as tape:
-            losses, metrics = discriminator_loss(t.loss, t.D, reals, fakes, inputs.get("mixing_factors"),
-                                                 t.D.lod, t.dataset.resolution)
-            loss = tf.reduce_sum(losses) / self.global_batch
-            objective = scaled(loss, t.loss_scales.get("D"))
-        skipped = minimize(t.D_opt, tape, objective, t.D.trainable_variables, t.loss_scales.get("D"))
-        metrics = {name: tf.reduce_sum(value) / self.global_batch for name, value in metrics.items()}
-        return {"Loss/D": loss, **metrics}, skipped
+        return self._d_update("Loss/D", lambda: discriminator_loss(
+            t.loss, t.D, reals, fakes, inputs.get("mixing_factors"), t.D.lod, t.dataset.resolution))
 
     def _d_regularization_step(self, reals):
         t = self.trainer
+        return self._d_update("Loss/D_reg", lambda: discriminator_regularization(
+            t.loss, t.D, reals, t.D.lod, t.dataset.resolution))
+
+    def _d_update(self, name, per_sample_losses):
+        """One D update on the global-batch mean of ``per_sample_losses()`` -> (losses, metrics):
+        ({name: loss, **metric means}, 1.0 if skipped for non-finite gradients else 0.0)."""
+        t = self.trainer
         with tf.GradientTape() as tape:
-            losses, metrics = discriminator_regularization(t.loss, t.D, reals, t.D.lod, t.dataset.resolution)
+            losses, metrics = per_sample_losses()
             loss = tf.reduce_sum(losses) / self.global_batch
             objective = scaled(loss, t.loss_scales.get("D"))
         skipped = minimize(t.D_opt, tape, objective, t.D.trainable_variables, t.loss_scales.get("D"))
-        metrics = {name: tf.reduce_sum(value) / self.global_batch for name, value in metrics.items()}
-        return {"Loss/D_reg": loss, **metrics}, skipped
+        metrics = {key: tf.reduce_sum(value) / self.global_batch for key, value in metrics.items()}
+        return {name: loss, **metrics}, skipped
 
     def _g_step(self, inputs):
         t = self.trainer
