@@ -25,6 +25,7 @@ ALLOWED = {
     "cli": {"nn", "data", "formats", "deploy", "metrics", "training", "figures", "charts", "bench", "files", "images",
             "__init__"},
     "__init__": {"deploy"},
+    "__main__": {"cli"},
 }
 
 

@@ -1,5 +1,6 @@
-"""The tf-stylegan command line: convert-official, bench, and the train placeholder."""
+"""The tf-stylegan command line: convert-official, bench, train errors, and the flag convention."""
 
+import argparse
 import functools
 import re
 import subprocess
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import nchw, official_ref_path
-from test_training import TINY
+from test_training import TINY, cli
 
 from tf_stylegan import bench as bench_lib
-from tf_stylegan.cli import main
+from tf_stylegan.cli import build_parser, main
+from tf_stylegan.cli.common import strip_gin_context
 from tf_stylegan.formats.official import load_official_pickle
 from tf_stylegan.formats.snapshot import load_networks
 from tf_stylegan.training import step as step_lib
@@ -59,9 +61,91 @@ def test_convert_official_refuses_existing_output_and_bad_input(tmp_path, capsys
 
 
 def test_train_reports_a_missing_gin_file(tmp_path, capsys):
-    assert main(["train", "--gin_file", str(tmp_path / "missing.gin"), "--run_dir", str(tmp_path / "run")]) == 1
+    assert main(["train", "--gin-file", str(tmp_path / "missing.gin"), "--run-dir", str(tmp_path / "run")]) == 1
     assert "missing.gin not found" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_gin_configured_error_is_reported_without_gins_call_context(tmp_path, capsys):
+    """gin appends "In call to configurable 'train' (<function ...>)" to an error raised in ``train``: the
+    user sees the real message alone, on the last line (this one fails at loading the dataset)."""
+    config = tmp_path / "bad.gin"
+    config.write_text("train.dataset = '/nonexistent/folder'\ntrain.resolution = 8\n")
+    code, _, err = cli(["train", "--gin-file", str(config), "--run-dir", str(tmp_path / "run")], capsys)
+    assert code == 1
+    assert "In call to configurable" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("tf-stylegan: error: /nonexistent/folder: no such dataset"), err
+
+
+def test_strip_gin_context_removes_every_call_line_and_keeps_the_rest():
+    message = ("bad value\n  second line\n  In call to configurable 'Generator' (<class 'x.Generator'>) in scope 'G'"
+               "\n  In call to configurable 'train' (<function train at 0x7f00>)")
+    assert strip_gin_context(message) == "bad value\n  second line"
+    assert strip_gin_context("plain") == "plain"
+
+
+def _parse(argv):
+    return vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("command, kebab, snake, value, key", [
+    (["train", "--run-dir", "r"], "--gin-param", "--gin_param", "train.seed=1", "gin_param"),
+    (["bench", "quality"], "--metrics-every-kimg", "--metrics_every_kimg", "2.5", "metrics_every_kimg"),
+    (["metrics", "fid50k", "--model", "m"], "--inception-weights", "--inception_weights", "w.h5", "inception_weights"),
+    (["generate", "m", "--out", "o"], "--truncation-psi", "--truncation_psi", "0.5", "truncation_psi"),
+    (["noise", "m", "--out", "o"], "--noise-seed", "--noise_seed", "3", "noise_seed"),
+])
+def test_kebab_and_snake_spellings_parse_to_the_same_value(command, kebab, snake, value, key):
+    assert _parse(command + [kebab, value])[key] == _parse(command + [snake, value])[key] != _parse(command)[key]
+
+
+def test_both_spellings_of_an_append_option_append_to_one_list():
+    args = _parse(["train", "--gin-file", "a.gin", "--gin_file", "b.gin", "--gin-file", "c.gin",
+                   "--gin_param", "x=1", "--gin-param", "y=2", "--run_dir", "r"])
+    assert args["gin_file"] == ["a.gin", "b.gin", "c.gin"] and args["gin_param"] == ["x=1", "y=2"]
+    assert args["run_dir"] == "r" and _parse(["train", "--run-dir", "r"])["gin_file"] == []
+    assert _parse(["bench", "--gin_file", "a.gin", "--gin-file", "b.gin"])["gin_file"] == ["a.gin", "b.gin"]
+
+
+def test_a_required_option_takes_either_spelling(capsys):
+    assert _parse(["train", "--run_dir", "r"])["run_dir"] == _parse(["train", "--run-dir", "r"])["run_dir"] == "r"
+    with pytest.raises(SystemExit):
+        _parse(["train", "--gin-file", "a.gin"])
+    assert "--run-dir" in capsys.readouterr().err
+
+
+def _parsers(parser, name="tf-stylegan"):
+    """(command line, parser) of the top level and every command and subcommand."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {sub_name}")
+
+
+def test_help_shows_kebab_flags_only_and_examples_for_every_command():
+    names = []
+    for name, parser in _parsers(build_parser()):
+        names.append(name)
+        text = parser.format_help()
+        assert "examples:" in text and f"\n  {name} " in text.split("examples:")[1], name
+        long_options = [option for action in parser._actions for option in action.option_strings
+                        if option.startswith("--") and action.help is not argparse.SUPPRESS]
+        assert not [option for option in long_options if "_" in option], name
+        assert not re.findall(r"--[a-z0-9]+_[a-z0-9_]+", text), f"{name}: a snake_case flag in --help"
+        for option in long_options:
+            assert option in text, f"{name}: {option} missing from --help"
+    assert {"tf-stylegan dataset create", "tf-stylegan dataset info", "tf-stylegan train"} <= set(names)
+    assert len(names) == 15  # the top level, 12 commands, dataset's 2 subcommands
+    train_help = dict(_parsers(build_parser()))["tf-stylegan train"].format_help()
+    assert "--run-dir" in train_help and "--run_dir" not in train_help and "--gin-file" in train_help
+
+
+def test_python_dash_m_tf_stylegan_is_the_command():
+    result = subprocess.run([sys.executable, "-m", "tf_stylegan", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: tf-stylegan") and "convert-official" in result.stdout
 
 
 def test_bench_prints_a_table_of_positive_figures(capsys):
@@ -131,7 +215,7 @@ def test_schedule_phases_walks_every_fade_and_stable_phase_to_the_full_resolutio
 
 @pytest.mark.slow
 def test_bench_train_of_a_gin_file_measures_every_phase_of_its_schedule(capsys):
-    assert main(["bench", "train", "--gin_file", TINY, "--repeats", "1"]) == 0
+    assert main(["bench", "train", "--gin-file", TINY, "--repeats", "1"]) == 0
     printed = capsys.readouterr().out
     rows = [line.split() for line in printed.splitlines() if line.strip().startswith(("4²", "8²"))]
     assert [row[:2] for row in rows] == [["4²", "8²"], ["8²", "fade"], ["8²", "8²"]]

@@ -365,7 +365,7 @@ def test_cli_metrics(tiny_generator, inception, emoji_images, tmp_path, capsys):
     assert main(["metrics", "fid5x", "--model", str(tmp_path / "snapshot")]) == 1
     assert "unknown metric" in capsys.readouterr().err
     assert main(["metrics", "ppl_wend", "--model", str(tmp_path / "snapshot")]) == 1
-    assert "--lpips_weights" in capsys.readouterr().err
+    assert "--lpips-weights" in capsys.readouterr().err
     assert main(["metrics", "fid50k", "--model", str(tmp_path / "snapshot"), "--inception_weights", weights]) == 1
     assert "needs the real dataset" in capsys.readouterr().err
     (tmp_path / "bad.h5").write_bytes(b"not hdf5")

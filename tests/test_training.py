@@ -346,7 +346,7 @@ def test_interrupt_writes_a_checkpoint_exits_130_and_resume_continues(tmp_path, 
     assert code == 130, output
     match = re.search(r"interrupted at ([\d.]+) kimg; checkpoint written: (\S+)", output)
     assert match, output
-    assert "resume with: tf-stylegan train --run_dir" in output
+    assert "resume with: tf-stylegan train --run-dir" in output
     saved_numbers = checkpoint_numbers(run_dir)
     assert len(saved_numbers) == 1, f"expected just the interrupt's checkpoint, found {saved_numbers}"
     saved = saved_numbers[0]
@@ -438,7 +438,7 @@ def test_resume_without_a_run_errors_clearly(tmp_path, capsys):
     assert code == 1 and "tf-stylegan: error:" in err, err
 
     code, _, err = cli(["train", "--gin_file", TINY, "--run_dir", str(empty), "--resume"], capsys)
-    assert code == 1 and "drop --gin_file" in err, err
+    assert code == 1 and "drop --gin-file" in err, err
 
 
 def test_resume_with_a_config_but_no_checkpoint_errors_clearly(tmp_path, capsys):

@@ -341,8 +341,8 @@ def noise_figure(model, seeds, draws=100, truncation_psi=None, noise_seed=0, std
 
 
 def slerp(a, b, t):
-    """Spherical interpolation of vectors ``a`` -> ``b`` (rows) at fractions ``t`` [T]: [T, ...].
-    Exactly ``a`` at t = 0; linear where a and b are (anti)parallel."""
+    """Spherical interpolation of vectors ``a`` -> ``b`` (rows) at fractions ``t`` [T]: [T, ...], norms
+    interpolated too. Exactly ``a`` at t = 0; linear where a and b are (anti)parallel."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     t = np.asarray(t, np.float64).reshape((-1,) + (1,) * a.ndim)
     cos = np.dot(a.ravel(), b.ravel()) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30)

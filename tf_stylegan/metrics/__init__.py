@@ -60,12 +60,11 @@ from tf_stylegan.metrics.ppl import (
     PPL_SPACES,
     FeatureDistance,
     filtered_mean,
-    lerp,
     lpips_vgg16,
     path_length_samples,
     ppl_crop,
     ppl_inputs,
-    slerp,
+    slerp_directions,
 )
 
 __all__ = [  # the package's API: the modules' names, and running metrics by name
@@ -74,9 +73,9 @@ __all__ = [  # the package's API: the modules' names, and running metrics by nam
     "LPIPS_VGG_LAYERS", "METRIC_NAMES", "MetricError", "PPL", "PPL_EPSILON", "PPL_SAMPLINGS", "PPL_SPACES",
     "StreamingMoments", "build_classifier", "calibrate", "calibration_sets", "classifier_weights",
     "dataset_fingerprint", "emoji_labels", "evaluate", "filtered_mean", "frechet_distance", "gaussian_blur",
-    "generated_feature_batches", "generated_statistics", "kernel_inception_distance", "lerp", "lpips_vgg16",
+    "generated_feature_batches", "generated_statistics", "kernel_inception_distance", "lpips_vgg16",
     "metric_from_name", "path_length_samples", "ppl_crop", "ppl_inputs", "prepare", "real_feature_batches",
-    "real_features", "real_statistics", "slerp", "train_classifier",
+    "real_features", "real_statistics", "slerp_directions", "train_classifier",
 ]
 
 
@@ -123,7 +122,7 @@ def metric_from_name(name, num_images=None, num_samples=None, inception_weights=
     if match:
         if distance is None:
             raise MetricError(f"{name} needs a perceptual distance: LPIPS-VGG16 linear weights "
-                              "(--lpips_weights lpips_vgg16.npz, see the README)")
+                              "(--lpips-weights lpips_vgg16.npz, see the README)")
         return PPL(distance, match.group(1), match.group(2), 100000 if num_samples is None else num_samples,
                    batch_size=16 if batch_size is None else batch_size, name=name if num_samples is None else None)
     raise MetricError(f"unknown metric {name!r}: use {METRIC_NAMES}")

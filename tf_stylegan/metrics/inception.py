@@ -157,7 +157,7 @@ class InceptionFeatures:
             raise MetricError(
                 f"FID needs the ImageNet weights of Inception-v3, which could not be downloaded ({error}). "
                 f"On a machine that is online, download {INCEPTION_WEIGHTS_URL} and either put it at "
-                f"{cached} or pass its path (--inception_weights PATH, FID.inception_weights)") from None
+                f"{cached} or pass its path (--inception-weights PATH, FID.inception_weights)") from None
 
     def _features_of(self, images):
         images = tf.cast(images, tf.float32)

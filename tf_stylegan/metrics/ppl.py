@@ -6,24 +6,22 @@ import numpy as np
 import tensorflow as tf
 
 from tf_stylegan.metrics.errors import MetricError
+from tf_stylegan.nn.ops import lerp
 
 PPL_EPSILON = 1e-4
 PPL_SPACES = ("z", "w")
 PPL_SAMPLINGS = ("full", "end")
 
 
-def slerp(a, b, t):
-    """Spherical interpolation of the directions of ``a`` and ``b`` [N, D] at ``t`` [N, 1] (official)."""
+def slerp_directions(a, b, t):
+    """The official PPL's slerp: the unit vector at fraction ``t`` [N, 1] of the great circle from the
+    direction of ``a`` to that of ``b`` [N, D] (magnitudes dropped; cf. ``figures.slerp``)."""
     normalize = lambda v: v / np.sqrt(np.sum(np.square(v), axis=-1, keepdims=True))
     a, b = normalize(a), normalize(b)
     d = np.sum(a * b, axis=-1, keepdims=True)
     p = t * np.arccos(np.clip(d, -1, 1))
     c = normalize(b - d * a)
     return normalize(a * np.cos(p) + c * np.sin(p))
-
-
-def lerp(a, b, t):
-    return a + (b - a) * t
 
 
 def ppl_inputs(rng, batch, latent_size, sampling):
@@ -70,8 +68,8 @@ def path_length_samples(generator, distance, num_samples, space="w", sampling="f
             ends = [lerp(w0, w1, t[:, :, None]), lerp(w0, w1, t[:, :, None] + epsilon)]
         else:
             z0, z1 = z[0::2], z[1::2]
-            ends = [generator.mapping(slerp(z0, z1, t), truncation_psi=1.0),
-                    generator.mapping(slerp(z0, z1, t + epsilon), truncation_psi=1.0)]
+            ends = [generator.mapping(slerp_directions(z0, z1, t), truncation_psi=1.0),
+                    generator.mapping(slerp_directions(z0, z1, t + epsilon), truncation_psi=1.0)]
         images = [ppl_crop(np.asarray(generator.synthesis(end.astype(np.float32), noise_seeds=noise_seeds, raw=True),
                                       np.float32), crop) for end in ends]
         distances.append(np.asarray(distance(images[0], images[1]), np.float64) / epsilon ** 2)

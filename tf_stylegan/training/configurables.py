@@ -21,7 +21,8 @@ from tf_stylegan import metrics as metrics_lib
 from tf_stylegan.files import write_atomically
 from tf_stylegan.nn import discriminator, generator
 from tf_stylegan.training import losses, schedule
-from tf_stylegan.training.trainer import CHECKPOINT_DIR, Trainer
+from tf_stylegan.training.checkpoints import CHECKPOINT_DIR
+from tf_stylegan.training.trainer import Trainer
 
 OPERATIVE_CONFIG = "config.gin"
 
@@ -90,7 +91,7 @@ def train(
     has_checkpoints = os.path.isdir(checkpoints) and any(name.startswith("ckpt") for name in os.listdir(checkpoints))
     if has_checkpoints and not resume:
         raise RunDirectoryError(f"{run_dir} already holds checkpoints: pass --resume to continue that run, "
-                                "or choose another --run_dir")
+                                "or choose another --run-dir")
     images = data.load_dataset(dataset, resolution, **({"skip_bad": True} if skip_bad else {}))
     if images.skipped:
         print_fn(f"skipped {len(images.skipped)} unusable image(s), e.g. {images.skipped[0][0]}: "
@@ -122,14 +123,14 @@ def write_operative_config(run_dir):
     """The bindings in force, as a gin file in the run directory (parsed again on resume)."""
     import tensorflow as tf
 
-    from tf_stylegan.training import logs
+    from tf_stylegan.training import reporting
 
     os.makedirs(run_dir, exist_ok=True)
     text = gin.operative_config_str()
     path = os.path.join(run_dir, OPERATIVE_CONFIG)
     write_atomically(path, text)
     with tf.summary.create_file_writer(os.path.join(run_dir, "logs")).as_default(step=0):
-        logs.text("config/operative", gin.markdown(text))
+        reporting.text("config/operative", gin.markdown(text))
 
 
 def parse(gin_files=(), gin_params=(), run_dir=None, resume=False):
@@ -137,8 +138,8 @@ def parse(gin_files=(), gin_params=(), run_dir=None, resume=False):
     else ``gin_files`` and ``gin_params``. Errors name the file and line."""
     if resume:
         if gin_files:
-            raise RunDirectoryError("--resume re-reads the run's own config.gin: drop --gin_file "
-                                    "(use --gin_param to change a binding)")
+            raise RunDirectoryError("--resume re-reads the run's own config.gin: drop --gin-file "
+                                    "(use --gin-param to change a binding)")
         gin_files = [os.path.join(run_dir, OPERATIVE_CONFIG)]
         if not os.path.isfile(gin_files[0]):
             raise RunDirectoryError(f"--resume: {gin_files[0]} not found; is {run_dir} a training run?")

@@ -11,11 +11,9 @@ gradients are skipped and counted; checkpoints of non-finite weights are never w
 ``restore`` falls back past damaged checkpoints.
 """
 
-import glob
 import hashlib
 import json
 import os
-import re
 import signal
 import sys
 import threading
@@ -31,22 +29,24 @@ from tf_stylegan.images import image_grid, to_uint8, write_png
 from tf_stylegan.nn import precision
 from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
-from tf_stylegan.training import logs
+from tf_stylegan.training import reporting
 from tf_stylegan.training import schedule as schedule_lib
 from tf_stylegan.training import step as step_lib
+from tf_stylegan.training.checkpoints import (
+    CHECKPOINT_DIR,
+    CheckpointError,
+    checkpoint_prefixes,
+    checkpoint_problem,
+    first_readable,
+)
 from tf_stylegan.training.losses import LogisticR1
+from tf_stylegan.training.reporting import duration
 from tf_stylegan.training.step import TrainStep
-
-CHECKPOINT_DIR = snapshot.CHECKPOINT_DIR
 
 
 class NonFiniteLossError(RuntimeError):
     """Updates were skipped for non-finite gradients too many steps in a row, or the weights became
     non-finite: training stopped, the last checkpoint is intact."""
-
-
-class CheckpointError(RuntimeError):
-    """No checkpoint to resume from reads completely."""
 
 
 class TrainingInterrupted(Exception):
@@ -226,16 +226,7 @@ class Trainer:
             candidates = checkpoint_prefixes(os.path.join(self.run_dir, CHECKPOINT_DIR))
             if not candidates:
                 return None
-        skipped = []
-        for candidate in candidates:
-            problem = checkpoint_problem(candidate)
-            if problem is None:
-                self.checkpoint.read(candidate).assert_existing_objects_matched()
-                return candidate
-            self.print(f"skipping damaged checkpoint {candidate}: {problem}")
-            skipped.append(f"{os.path.basename(candidate)} ({problem})")
-        raise CheckpointError(f"no checkpoint in {os.path.dirname(candidates[0])} reads completely: "
-                              f"{'; '.join(skipped)}. Start a new run, or restore the files from a copy.")
+        return first_readable(self.checkpoint, candidates, self.print)
 
     def save(self):
         """Writes a checkpoint (atomically: the index only names complete checkpoints); refuses
@@ -442,19 +433,19 @@ class Trainer:
         self.print(f"kimg {nimg / 1000:9.3f}/{self.total_nimg / 1000:g}  {phase.resolution:>4}px  "
                    f"fade {phase.fade:4.2f}  lod {phase.lod:5.3f}  {speed:7.2f} img/s  "
                    f"outside graph {100 * outside_graph:2.0f}%  {losses}{skipped}  "
-                   f"ETA {_duration(remaining)}")
+                   f"ETA {duration(remaining)}")
         if writer is None:
             return
         with writer.as_default(step=nimg):
             for name, value in metrics.items():
-                logs.scalar(name, value)
+                reporting.scalar(name, value)
             for name, value in (("Progress/kimg", nimg / 1000), ("Progress/lod", phase.lod),
                                 ("Progress/resolution", phase.resolution), ("Progress/fade", phase.fade),
                                 ("Speed/images_per_s", speed), ("Speed/outside_graph_share", outside_graph),
                                 ("LearningRate/G", phase.G_lrate), ("LearningRate/D", phase.D_lrate * self.D_update_ratio),
                                 ("Train/skipped_D", self.skipped_updates["D"]),
                                 ("Train/skipped_G", self.skipped_updates["G"])):
-                logs.scalar(name, value)
+                reporting.scalar(name, value)
 
     def evaluate_metrics(self, writer=None):
         """Runs the metrics on Gs (chief only, after the checkpoint of the same kimg): prints them, logs
@@ -482,7 +473,7 @@ class Trainer:
         if writer is not None:
             with writer.as_default(step=nimg):
                 for name, value in results.items():
-                    logs.scalar(f"Metrics/{name}", value)
+                    reporting.scalar(f"Metrics/{name}", value)
         return results
 
     def sample_grid(self):
@@ -501,42 +492,8 @@ class Trainer:
         write_png(os.path.join(folder, f"fakes{nimg:09d}.png"), grid)  # images shown so far
         if writer is not None:
             with writer.as_default(step=nimg):
-                logs.image("Samples/Gs", grid)
-
-
-def checkpoint_prefixes(folder):
-    """The checkpoint prefixes in ``folder`` (``ckpt-N``, whether their files are complete or not),
-    newest first."""
-    numbers = set()
-    for path in glob.glob(os.path.join(glob.escape(folder), "ckpt-*")):
-        match = re.fullmatch(r"ckpt-(\d+)\.(index|data-\d+-of-\d+)", os.path.basename(path))
-        if match:
-            numbers.add(int(match.group(1)))
-    return [os.path.join(folder, f"ckpt-{number}") for number in sorted(numbers, reverse=True)]
-
-
-def checkpoint_problem(prefix):
-    """Why the checkpoint ``prefix`` cannot be restored (a missing or truncated file, a checksum
-    mismatch), or None when every saved tensor reads completely."""
-    if not os.path.isfile(f"{prefix}.index"):
-        return f"{os.path.basename(prefix)}.index is missing"
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)
-    except Exception as error:  # the reader raises OpError, IndexError, ... on damaged files
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return f"{type(error).__name__}: {message}"[:300]
-    return None
+                reporting.image("Samples/Gs", grid)
 
 
 def _next_multiple(value, interval):
     return (int(value) // interval + 1) * interval if interval > 0 else sys.maxsize
-
-
-def _duration(seconds):
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-

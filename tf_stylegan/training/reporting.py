@@ -1,4 +1,5 @@
-"""TensorBoard summaries written with TensorFlow alone.
+"""What a run reports: TensorBoard summaries written with TensorFlow alone, and durations for the
+progress line.
 
 ``tf.summary.scalar`` and friends live in the ``tensorboard`` package, which training does
 not need; these write the same event records (scalars, images, text plugins) through the
@@ -30,3 +31,12 @@ def image(name, pixels):
 def text(name, markdown):
     """Markdown text (TensorBoard's Text tab)."""
     return tf.summary.write(name, tf.constant(markdown), metadata=_metadata("text"))
+
+
+def duration(seconds):
+    """``1h05m`` or ``4m09s``."""
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+

@@ -1,0 +1,68 @@
+"""``dataset create`` (image folder -> official multi-resolution TFRecords) and ``dataset info``."""
+
+from tf_stylegan.cli.common import add_command, add_option, fail
+
+
+def dataset_create(args):
+    """Image folder -> the official multi-resolution TFRecord layout."""
+    from tf_stylegan.data import DataError, load_image_folder, write_tfrecords
+
+    try:
+        images = load_image_folder(args.images, args.resolution, num_channels=args.channels,
+                                   background=tuple(args.background), crop=not args.no_crop,
+                                   skip_bad=args.skip_bad)
+        paths = write_tfrecords(images, args.out, shuffle_seed=args.shuffle_seed)
+    except DataError as error:
+        return fail(str(error))
+    if images.skipped:
+        print(f"skipped {len(images.skipped)} file(s):")
+        for path, reason in images.skipped:
+            print(f"  {path}: {reason}")
+    print(f"wrote {images.num_images} images at {images.resolution}px ({len(paths)} levels) to {args.out}")
+    return 0
+
+
+def dataset_info(args):
+    """What a dataset folder holds."""
+    from tf_stylegan.data import DataError, load_dataset
+
+    try:
+        images = load_dataset(args.path, args.resolution)
+    except DataError as error:
+        return fail(str(error))
+    print(f"{images.name}: {images.num_images} images, {images.resolution}px, {images.num_channels} channel(s), "
+          f"levels {sorted(images.levels)}")
+    return 0
+
+
+def add_parsers(commands):
+    dataset = add_command(commands, "dataset", "create or inspect datasets", [
+        "tf-stylegan dataset create images/ffhq datasets/ffhq --resolution 1024",
+        "tf-stylegan dataset info datasets/ffhq",
+    ])
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True)
+
+    create = add_command(dataset_commands, "create", "image folder -> official multi-resolution TFRecords", [
+        "tf-stylegan dataset create images/ffhq datasets/ffhq --resolution 1024",
+        ("tf-stylegan dataset create icons/ datasets/icons --resolution 64 --skip-bad --channels 1",
+         "grayscale; report unusable images"),
+    ])
+    create.add_argument("images", help="folder of PNG / JPEG / WebP images (searched recursively)")
+    create.add_argument("out", help="output folder for <name>-rNN.tfrecords")
+    create.add_argument("--resolution", type=int, required=True, help="target resolution, a power of two")
+    create.add_argument("--channels", type=int, choices=(1, 3), default=3)
+    create.add_argument("--background", type=int, nargs=3, default=(255, 255, 255), metavar=("R", "G", "B"),
+                        help="colour transparent pixels are composited on")
+    add_option(create, "no-crop", action="store_true", help="reject non-square images instead of centre-cropping")
+    add_option(create, "skip-bad", action="store_true", help="skip unusable images and report them")
+    add_option(create, "shuffle-seed", type=int, default=123, help="record order, as official (123)")
+    create.set_defaults(run=dataset_create)
+
+    info = add_command(dataset_commands, "info", "describe a dataset ('emoji', images or TFRecords)", [
+        "tf-stylegan dataset info emoji",
+        "tf-stylegan dataset info datasets/ffhq",
+        ("tf-stylegan dataset info images/ffhq --resolution 256", "an image folder needs a resolution"),
+    ])
+    info.add_argument("path")
+    info.add_argument("--resolution", type=int)
+    info.set_defaults(run=dataset_info)

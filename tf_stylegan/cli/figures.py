@@ -1,0 +1,178 @@
+"""Figures of a trained generator (tf_stylegan.figures): generate, style-mix, truncation, noise, interpolate."""
+
+import os
+
+from tf_stylegan.cli.common import add_command, add_option, fail, wrote
+
+
+def _figure_model(figures, args):
+    """The loaded model of a figure command (FigureError for a bad path or batch size)."""
+    return figures.load_model(args.model, args.batch_size)
+
+
+def figure_generate(args):
+    """One PNG per seed into a folder, or a grid of them into one image file."""
+    from tf_stylegan import figures
+
+    try:
+        seeds = figures.parse_seeds(args.seeds)
+        if args.grid is not None and args.grid < 1:
+            raise figures.FigureError(f"--grid must be at least 1, got {args.grid}")
+        to_file = os.path.splitext(args.out)[1].lower() in figures.IMAGE_SUFFIXES
+        figures.output_path(args.out, "grid.png")  # rejects an unsupported suffix before loading
+        images = figures.generate_images(_figure_model(figures, args), seeds, args.truncation_psi)
+        columns = figures.grid_columns(len(seeds), args.grid)
+        if not to_file:
+            for seed, image in zip(seeds, images):
+                wrote(figures.save_image(os.path.join(args.out, f"seed{seed:04d}.png"), image), image)
+        if to_file or args.grid is not None:
+            grid = figures.image_grid(images, columns)
+            path = figures.save_image(figures.output_path(args.out, "grid.png"), grid)
+            wrote(path, grid, f", {len(seeds)} seeds in {columns} columns")
+    except (figures.FigureError, OSError) as error:
+        return fail(str(error))
+    return 0
+
+
+def figure_style_mix(args):
+    """The paper's Fig. 3: rows (A) take the --styles layers of the columns (B)."""
+    from tf_stylegan import figures
+
+    try:
+        rows, columns = figures.parse_seeds(args.rows), figures.parse_seeds(args.cols)
+        if len(args.styles) not in (1, len(rows)):
+            raise figures.FigureError(f"give one --styles, or one per row ({len(rows)}), got {len(args.styles)}")
+        path = figures.output_path(args.out, "style-mix.png")
+        model = _figure_model(figures, args)
+        styles = args.styles if len(args.styles) > 1 else args.styles[0]
+        described = sorted(set(figures.describe_styles(spec, model.num_layers) for spec in args.styles))
+        image = figures.style_mixing_figure(model, rows, columns, styles, args.truncation_psi)
+        wrote(figures.save_image(path, image), image,
+               f", {len(rows)} rows x {len(columns)} columns of {model.resolution} px; styles " + "; ".join(described))
+    except (figures.FigureError, OSError) as error:
+        return fail(str(error))
+    return 0
+
+
+def figure_truncation(args):
+    """The paper's Fig. 8: rows = seeds, columns = psi from 1 to -1."""
+    from tf_stylegan import figures
+
+    try:
+        seeds = figures.parse_seeds(args.seeds)
+        psis = figures.truncation_psis(args.steps)
+        path = figures.output_path(args.out, "truncation.png")
+        model = _figure_model(figures, args)
+        image = figures.truncation_figure(model, seeds, args.steps)
+        wrote(figures.save_image(path, image), image,
+               f", {len(seeds)} seeds x psi " + " ".join(f"{psi:g}" for psi in psis)
+               + f" (on layers below {model.truncation_cutoff} of {model.num_layers})")
+    except (figures.FigureError, OSError) as error:
+        return fail(str(error))
+    return 0
+
+
+def figure_noise(args):
+    """The paper's Figs. 5 and 4: noise in all / no / fine / coarse layers, and the std map."""
+    from tf_stylegan import figures
+
+    try:
+        seeds = figures.parse_seeds(args.seeds)
+        if args.draws < 2:
+            raise figures.FigureError(f"--draws must be at least 2, got {args.draws}")
+        path = figures.output_path(args.out, "noise.png")
+        model = _figure_model(figures, args)
+        image, means = figures.noise_figure(model, seeds, args.draws, args.truncation_psi, args.noise_seed)
+        groups = figures.noise_layer_groups(model.num_layers)
+        wrote(figures.save_image(path, image), image,
+               f", {len(seeds)} row(s): all / no / fine {figures.describe_layers(groups['fine'])} / "
+               f"coarse {figures.describe_layers(groups['coarse'])} noise, std map")
+        for seed, mean in zip(seeds, means):
+            print(f"  seed {seed}: mean per-pixel std over {args.draws} noise draws {mean:.3f} (pixel values 0-255)")
+    except (figures.FigureError, OSError) as error:
+        return fail(str(error))
+    return 0
+
+
+def figure_interpolate(args):
+    """An animated GIF walking through the seeds' latents (lerp in W, slerp in Z)."""
+    from tf_stylegan import figures
+
+    try:
+        seeds = figures.parse_seeds(args.seeds)
+        if len(seeds) < 2:
+            raise figures.FigureError("an interpolation needs at least two seeds")
+        if args.frames < 1 or args.duration < 1:
+            raise figures.FigureError("--frames and --duration must be at least 1")
+        path = figures.output_path(args.out, f"interpolate-{args.space}.gif", suffixes=(".gif",))
+        frames = figures.interpolation_frames(_figure_model(figures, args), seeds, args.frames, args.space,
+                                              args.loop, args.truncation_psi)
+        wrote(figures.save_gif(path, frames, args.duration), frames[0],
+               f", {len(frames)} frames of {args.duration} ms, {args.space} space{', looping' if args.loop else ''}")
+    except (figures.FigureError, OSError) as error:
+        return fail(str(error))
+    return 0
+
+
+
+SEEDS_HELP = "seeds: integers and inclusive ranges, e.g. 1 2 3 or 0-15"
+
+
+def _figure_parser(commands, name, summary, examples, run, psi=True):
+    """A figure command: MODEL, --out, --truncation-psi (unless ``psi`` is False) and --batch-size."""
+    parser = add_command(commands, name, summary, examples)
+    parser.add_argument("model", help="exported SavedModel, network snapshot, training run directory or official .pkl")
+    parser.add_argument("--out", required=True, help="output file, or a folder for the default file name")
+    if psi:
+        add_option(parser, "truncation-psi", type=float, help="truncation psi (default: the model's; 1 disables)")
+    add_option(parser, "batch-size", type=int, default=8, help="images per generator call")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def add_parsers(commands):
+    generate = _figure_parser(commands, "generate", "images of seeds: one PNG each (seed0001.png ...) or a grid", [
+        ("tf-stylegan generate runs/emoji --seeds 0-15 --out images/", "images/seed0000.png ..."),
+        ("tf-stylegan generate runs/emoji --seeds 0-15 --grid 4 --out grid.png", "one 4-column grid"),
+        "tf-stylegan generate ffhq-1024 --seeds 1 2 3 --truncation-psi 0.5 --batch-size 1 --out images/",
+    ], figure_generate)
+    generate.add_argument("--seeds", nargs="*", default=[], help=SEEDS_HELP)
+    generate.add_argument("--grid", type=int, metavar="COLUMNS",
+                          help="grid columns (an image --out is a grid; a folder also gets grid.png)")
+
+    style_mix = _figure_parser(commands, "style-mix", "style mixing figure (paper Fig. 3)", [
+        "tf-stylegan style-mix runs/emoji --rows 1 2 3 --cols 4 5 6 --styles coarse --out fig3.png",
+        ("tf-stylegan style-mix runs/emoji --rows 1 2 --cols 4 5 6 --styles coarse fine --out mix.png",
+         "one --styles per row"),
+    ], figure_style_mix)
+    style_mix.add_argument("--rows", nargs="*", default=[], help="row (A, destination) " + SEEDS_HELP)
+    style_mix.add_argument("--cols", nargs="*", default=[], help="column (B, source of styles) " + SEEDS_HELP)
+    style_mix.add_argument("--styles", nargs="+", default=["coarse"],
+                           help="layers taken from the column: coarse (0-3), middle (4-7), fine (8-), a range "
+                                "like 0-3; one, or one per row")
+
+    truncation = _figure_parser(commands, "truncation", "truncation trick figure (paper Fig. 8): psi from 1 to -1", [
+        ("tf-stylegan truncation runs/emoji --seeds 1 2 --steps 9 --out trunc.png", "columns: psi = 1 ... -1"),
+    ], figure_truncation, psi=False)
+    truncation.add_argument("--seeds", nargs="*", default=[], help=SEEDS_HELP)
+    truncation.add_argument("--steps", type=int, default=9, help="psi values (columns), from 1 to -1")
+
+    noise = _figure_parser(
+        commands, "noise", "noise figure (paper Figs. 4, 5): all / no / fine / coarse noise, std map", [
+            "tf-stylegan noise runs/emoji --seeds 1 2 --draws 100 --out noise.png",
+            "tf-stylegan noise runs/emoji --seeds 1 --draws 20 --noise-seed 7 --out noise.png",
+        ], figure_noise)
+    noise.add_argument("--seeds", nargs="*", default=[], help=SEEDS_HELP)
+    noise.add_argument("--draws", type=int, default=100, help="noise draws of the std map")
+    add_option(noise, "noise-seed", type=int, default=0, help="seed of the fresh noise")
+
+    interpolate = _figure_parser(commands, "interpolate", "animated GIF of a walk through the seeds' latents", [
+        "tf-stylegan interpolate runs/emoji --seeds 1 2 3 --frames 30 --space z --loop --out walk.gif",
+        ("tf-stylegan interpolate runs/emoji --seeds 0-3 --out walks/", "walks/interpolate-w.gif"),
+    ], figure_interpolate)
+    interpolate.add_argument("--seeds", nargs="*", default=[], help=SEEDS_HELP)
+    interpolate.add_argument("--frames", type=int, default=30, help="frames from one seed to the next")
+    interpolate.add_argument("--space", choices=("w", "z"), default="w",
+                             help="w: linear in (truncated) W; z: spherical in Z, then mapping")
+    interpolate.add_argument("--loop", action="store_true", help="walk back to the first seed")
+    interpolate.add_argument("--duration", type=int, default=40, help="milliseconds per frame")

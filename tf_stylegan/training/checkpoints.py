@@ -1,0 +1,62 @@
+"""Training checkpoints: where they live, which are complete, and restoring the newest readable one.
+
+A checkpoint ``checkpoints/ckpt-N`` (N = images shown) holds G, D, Gs, both optimizers and the
+counters. A damaged one (a truncated or missing file, a checksum mismatch) is never restored from:
+:func:`first_readable` skips it with a message naming it and the reason.
+"""
+
+import glob
+import os
+import re
+
+import tensorflow as tf
+
+from tf_stylegan.formats.snapshot import CHECKPOINT_DIR
+
+__all__ = ["CHECKPOINT_DIR", "CheckpointError", "checkpoint_prefixes", "checkpoint_problem", "first_readable"]
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint to resume from reads completely."""
+
+
+def checkpoint_prefixes(folder):
+    """The checkpoint prefixes in ``folder`` (``ckpt-N``, whether their files are complete or not),
+    newest first."""
+    numbers = set()
+    for path in glob.glob(os.path.join(glob.escape(folder), "ckpt-*")):
+        match = re.fullmatch(r"ckpt-(\d+)\.(index|data-\d+-of-\d+)", os.path.basename(path))
+        if match:
+            numbers.add(int(match.group(1)))
+    return [os.path.join(folder, f"ckpt-{number}") for number in sorted(numbers, reverse=True)]
+
+
+def checkpoint_problem(prefix):
+    """Why the checkpoint ``prefix`` cannot be restored (a missing or truncated file, a checksum
+    mismatch), or None when every saved tensor reads completely."""
+    if not os.path.isfile(f"{prefix}.index"):
+        return f"{os.path.basename(prefix)}.index is missing"
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as error:  # the reader raises OpError, IndexError, ... on damaged files
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return f"{type(error).__name__}: {message}"[:300]
+    return None
+
+
+def first_readable(checkpoint, candidates, print_fn=print):
+    """Restores ``checkpoint`` (a ``tf.train.Checkpoint``) from the first of the prefixes ``candidates``
+    that reads completely and returns it; CheckpointError naming each damaged one when none does.
+    Nothing is assigned from a damaged checkpoint."""
+    skipped = []
+    for candidate in candidates:
+        problem = checkpoint_problem(candidate)
+        if problem is None:
+            checkpoint.read(candidate).assert_existing_objects_matched()
+            return candidate
+        print_fn(f"skipping damaged checkpoint {candidate}: {problem}")
+        skipped.append(f"{os.path.basename(candidate)} ({problem})")
+    raise CheckpointError(f"no checkpoint in {os.path.dirname(candidates[0])} reads completely: "
+                          f"{'; '.join(skipped)}. Start a new run, or restore the files from a copy.")
