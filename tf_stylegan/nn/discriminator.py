@@ -99,7 +99,7 @@ class DiscriminatorBlock(keras.layers.Layer):
 
 
 @register
-class Discriminator(keras.layers.Layer):
+class Discriminator(keras.Model):
     """images [N, resolution, resolution, num_channels] -> scores [N, 1].
 
     The non-trainable ``lod`` mirrors the generator's: at each resolution r the features

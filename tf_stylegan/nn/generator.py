@@ -21,7 +21,7 @@ def truncation_coefficients(num_layers, psi, cutoff):
 
 
 @register
-class Generator(keras.layers.Layer):
+class Generator(keras.Model):
     """z [N, latent_size] -> images [N, resolution, resolution, num_channels] (NHWC, nominal [-1, 1]).
 
     Holds ``w_avg`` (the running mean of w, updated only in training calls) for the
