@@ -1,13 +1,13 @@
 """The package's import direction: each room imports only the rooms below it (README, Architecture)."""
 
 import ast
-import pathlib
 import subprocess
 import sys
 
 import pytest
+from helpers import REPO
 
-PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tf_stylegan"
+PACKAGE = REPO / "tf_stylegan"
 
 # Room -> the rooms it may import. A room is a subpackage or a top-level module of tf_stylegan.
 ALLOWED = {

@@ -9,8 +9,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import nchw, official_ref_path
-from test_training import TINY, cli
+from helpers import TINY, cli, nchw, official_ref_path
 
 from tf_stylegan import bench as bench_lib
 from tf_stylegan.cli import build_parser, main

@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import box_down
 from PIL import Image, features
 
 from tf_stylegan import data
@@ -56,9 +57,8 @@ def _reference_levels(images):
     """Independent box average: float64 block means of the previous unrounded level, then rint."""
     levels, x = {images.shape[1]: images}, images.astype(np.float64)
     while x.shape[1] > 4:
-        n, r, _, c = x.shape
-        x = x.reshape(n, r // 2, 2, r // 2, 2, c).mean(axis=(2, 4))  # [N, r/2, 2, r/2, 2, C] -> [N, r/2, r/2, C]
-        levels[r // 2] = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        x = box_down(x)
+        levels[x.shape[1]] = np.clip(np.rint(x), 0, 255).astype(np.uint8)
     return levels
 
 

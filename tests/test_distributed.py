@@ -7,7 +7,6 @@ needs one process per worker, so both tests run subprocesses (the pytest process
 
 import json
 import os
-import pathlib
 import socket
 import subprocess
 import sys
@@ -16,26 +15,11 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from helpers import REPO, TINY, read_events, subprocess_env, variables_digest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY = str(REPO / "gin" / "tiny.gin")
+from tf_stylegan.formats.snapshot import load_networks
+
 TIMEOUT = 420
-
-
-def _env(**extra):
-    return dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2", **extra)
-
-
-def read_scalars(run_dir):
-    """{tag: {step: value}} of the TensorBoard scalars in run_dir/logs."""
-    scalars = {}
-    for path in sorted(pathlib.Path(run_dir, "logs").glob("events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name == "scalars":
-                    scalars.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
-    return scalars
 
 
 # ------------------------------------------------------------------ MirroredStrategy, 1 vs 2 replicas
@@ -98,11 +82,11 @@ def run_mirrored(tmp_path, name, bindings):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED_SCRIPT)
     result = subprocess.run([sys.executable, str(script), str(tmp_path), name, TINY, *bindings],
-                            capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO, env=_env())
+                            capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO, env=subprocess_env())
     assert result.returncode == 0, result.stderr[-5000:]
     summary = json.loads((tmp_path / f"{name}.json").read_text())
     arrays = [dict(np.load(tmp_path / f"{name}-{replicas}.npz")) for replicas in (1, 2)]
-    scalars = [read_scalars(tmp_path / f"{name}-{replicas}") for replicas in (1, 2)]
+    scalars = [read_events(tmp_path / f"{name}-{replicas}")[0] for replicas in (1, 2)]
     return summary, arrays, scalars
 
 
@@ -199,14 +183,16 @@ WORKER_SCRIPT = textwrap.dedent("""
     import sys
     import tensorflow as tf
     from tf_stylegan.training import configurables
-    from tf_stylegan.training import trainer as trainer_module
 
-    run_dir, gin_file = sys.argv[1], sys.argv[2]
-    configurables.parse([gin_file], sys.argv[3:])
+    tests_dir, run_dir, gin_file = sys.argv[1:4]
+    configurables.parse([gin_file], sys.argv[4:])
     trainer = configurables.train(run_dir=run_dir)
+    sys.path.insert(0, tests_dir)
+    from helpers import variables_digest
+
     print("RESULT", trainer.num_replicas, int(trainer.cur_nimg.numpy()), trainer.is_chief,
           isinstance(trainer.strategy, tf.distribute.MultiWorkerMirroredStrategy),
-          trainer_module.variables_digest(trainer.G, trainer.D, trainer.Gs))
+          variables_digest(trainer.G, trainer.D, trainer.Gs))
 """)
 
 
@@ -239,8 +225,8 @@ def test_two_worker_processes_end_with_identical_weights(tmp_path):
         for index in range(2):
             config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
             processes.append(subprocess.Popen(
-                [sys.executable, str(script), str(run_dir), TINY, *bindings], cwd=REPO, env=_env(TF_CONFIG=config),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                [sys.executable, str(script), str(REPO / "tests"), str(run_dir), TINY, *bindings], cwd=REPO,
+                env=subprocess_env(TF_CONFIG=config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         deadline = time.monotonic() + TIMEOUT  # for both workers together
         outputs = [process.communicate(timeout=max(1.0, deadline - time.monotonic())) for process in processes]
     finally:
@@ -258,9 +244,6 @@ def test_two_worker_processes_end_with_identical_weights(tmp_path):
     assert replicas0 == replicas1 == "2" and nimg0 == nimg1 == "96"
     assert (chief0, chief1) == ("True", "False")
     assert digest0 == digest1, "the workers ended with different weights"
-
-    from tf_stylegan.formats.snapshot import load_networks
-    from tf_stylegan.training.trainer import variables_digest
 
     names = sorted(os.listdir(run_dir))
     assert names == ["checkpoints", "config.gin", "logs", "networks.json", "samples"], names

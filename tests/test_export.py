@@ -8,12 +8,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SMALL_WIDTHS, nhwc
+from helpers import clone, nhwc, perturb, small_generator
 
 import tf_stylegan
-from tf_stylegan.bench import as_if_trained
 from tf_stylegan.cli import main
-from tf_stylegan.deploy import export
+from tf_stylegan.deploy import export, signatures
 from tf_stylegan.deploy.inference import LoadError
 from tf_stylegan.formats.official import load_official_pickle
 from tf_stylegan.formats.snapshot import save_networks
@@ -53,7 +52,7 @@ def test_saved_model_reproduces_the_official_reference(official_config, exported
     Gs, path, loaded, ref = export_official(official_config, exported, tmp_path_factory)
     z, z_b, ones = ref["z"], ref["z_b"], np.ones(len(ref["z"]), np.float32)
     assert path.endswith(os.path.join("stylegan", "1"))
-    assert set(loaded.signatures) == set(export.SIGNATURES)
+    assert set(loaded.signatures) == set(signatures.SIGNATURES)
     assert len(loaded.generator_variables) == len(Gs.variables)  # the variable-tracking trap is avoided
 
     psi, cutoff = ref["trunc_psi_cutoff"][0]
@@ -134,7 +133,7 @@ def test_seeds_give_the_same_picture_in_python_and_in_the_export(official_config
 
 
 def Gs_images_uint8(Gs, z, psi):
-    return export.to_uint8(Gs(z, truncation_psi=psi, randomize_noise=False)).numpy()
+    return signatures.to_uint8(Gs(z, truncation_psi=psi, randomize_noise=False)).numpy()
 
 
 def test_tflite_float32_reproduces_the_reference(official_config, exported, tmp_path_factory):
@@ -147,7 +146,7 @@ def test_tflite_float32_reproduces_the_reference(official_config, exported, tmp_
     images = np.concatenate([serving(z=ref["z"][i:i + 1], truncation_psi=np.ones(1, np.float32))["images"]
                              for i in range(4)])
     assert np.abs(images.astype(int) - official_uint8(ref["images_psi1"])).max() <= 1
-    differences = export.verify_tflite(export.GeneratorModule(Gs), tflite_path, batch=3)
+    differences = export.verify_tflite(signatures.GeneratorModule(Gs), tflite_path, batch=3)
     assert set(differences) == set(export.TFLITE_SIGNATURES)
     assert differences["synthesis_stored_noise"]["raw_images"] <= TFLITE_ATOL
     assert differences["mapping"]["dlatents"] <= TFLITE_ATOL
@@ -168,44 +167,43 @@ def test_saved_model_cli_run_as_the_readme_shows(official_config, exported, tmp_
     np.testing.assert_array_equal(images, expected)
     show = subprocess.run([saved_model_cli, "show", "--dir", path, "--all"], capture_output=True, text=True,
                           timeout=300)
-    assert all(f"signature_def['{name}']" in show.stdout for name in export.SIGNATURES)
+    assert all(f"signature_def['{name}']" in show.stdout for name in signatures.SIGNATURES)
 
 
 @pytest.fixture(scope="module")
-def small_generator():
-    G = Generator(resolution=16, latent_size=32, dlatent_size=32, mapping_fmaps=32, seed=3, **SMALL_WIDTHS)
-    G.build()
-    as_if_trained(G)  # a fresh network's zero-variance first layer gives NaN in float16
-    return G
+def generator():
+    """16 px, latent 32, perturbed as after training (a fresh network's zero-variance first layer gives
+    NaN in float16)."""
+    return perturb(small_generator(16, latent=32, seed=3), scale=0.1, const_scale=0.5)
 
 
-def test_versions_metadata_and_refusals(small_generator, tmp_path):
-    first = export.export_saved_model(small_generator, tmp_path, name="faces", print_fn=None)
-    second = export.export_saved_model(small_generator, tmp_path, name="faces", print_fn=None)
+def test_versions_metadata_and_refusals(generator, tmp_path):
+    first = export.export_saved_model(generator, tmp_path, name="faces", print_fn=None)
+    second = export.export_saved_model(generator, tmp_path, name="faces", print_fn=None)
     assert [os.path.basename(p) for p in (first, second)] == ["1", "2"]
     assert sorted(os.listdir(tmp_path / "faces")) == ["1", "2"]  # no staging folder left behind
     with pytest.raises(export.ExportError, match="exists"):
-        export.export_saved_model(small_generator, tmp_path, name="faces", version=2, print_fn=None)
+        export.export_saved_model(generator, tmp_path, name="faces", version=2, print_fn=None)
     with pytest.raises(export.ExportError, match="positive"):
-        export.export_saved_model(small_generator, tmp_path, name="faces", version=0, print_fn=None)
+        export.export_saved_model(generator, tmp_path, name="faces", version=0, print_fn=None)
     summary = export.signature_summary(first)
     assert "signature_def['serving_default']" in summary and "z: float32 (-1, 32)" in summary
     assert "images: uint8 (-1, 16, 16, 3)" in summary
     assert tf_stylegan.load(tmp_path / "faces").source == second  # a model folder: its highest version
 
 
-def test_self_check_catches_a_mismatch(small_generator, tmp_path):
-    path = export.export_saved_model(small_generator, tmp_path, print_fn=None)
-    other = Generator.from_config(small_generator.get_config())
+def test_self_check_catches_a_mismatch(generator, tmp_path):
+    path = export.export_saved_model(generator, tmp_path, print_fn=None)
+    other = Generator.from_config(generator.get_config())
     other.build()  # fresh weights: the export no longer matches this generator
     with pytest.raises(export.ExportError, match="max \\|difference\\|"):
-        export.verify_saved_model(export.GeneratorModule(other), path)
-    export.verify_saved_model(export.GeneratorModule(small_generator), path)
+        export.verify_saved_model(signatures.GeneratorModule(other), path)
+    export.verify_saved_model(signatures.GeneratorModule(generator), path)
 
 
-def test_load_api_from_a_snapshot_and_from_the_export(small_generator, tmp_path):
-    save_networks(tmp_path / "snapshot", Gs=small_generator)
-    path = export.export_saved_model(small_generator, tmp_path / "exported", print_fn=None)
+def test_load_api_from_a_snapshot_and_from_the_export(generator, tmp_path):
+    save_networks(tmp_path / "snapshot", Gs=generator)
+    path = export.export_saved_model(generator, tmp_path / "exported", print_fn=None)
     from_snapshot, from_export = tf_stylegan.load(tmp_path / "snapshot"), tf_stylegan.load(path)
     assert "16px" in repr(from_export)
     seeds = np.arange(7)
@@ -239,8 +237,8 @@ def test_load_api_from_a_snapshot_and_from_the_export(small_generator, tmp_path)
 
 
 @pytest.mark.slow
-def test_cli_export_with_quantized_tflite(small_generator, tmp_path, capsys):
-    save_networks(tmp_path / "snapshot", Gs=small_generator)
+def test_cli_export_with_quantized_tflite(generator, tmp_path, capsys):
+    save_networks(tmp_path / "snapshot", Gs=generator)
     assert main(["export", str(tmp_path / "snapshot"), "--out", str(tmp_path / "out"), "--tflite"]) == 0
     assert main(["export", str(tmp_path / "snapshot"), "--out", str(tmp_path / "out"), "--quantize", "float16"]) == 0
     assert main(["export", str(tmp_path / "snapshot"), "--out", str(tmp_path / "out"), "--quantize", "dynamic"]) == 0
@@ -255,23 +253,20 @@ def test_cli_export_with_quantized_tflite(small_generator, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-def test_tflite_tolerance_follows_the_networks_own_float32_precision(small_generator, tmp_path):
+def test_tflite_tolerance_follows_the_networks_own_float32_precision(generator, tmp_path):
     """A layer with almost no variance makes instance norm amplify rounding: float32 itself is then
     far from exact, and TFLite is judged against that, not against 1e-3."""
-    G = Generator.from_config(small_generator.get_config())
-    G.build()
-    for a, b in zip(G.variables, small_generator.variables):
-        a.assign(b)
+    G = clone(generator)
     const = next(v for v in G.trainable_variables if v.path.endswith("const"))
     const.assign(1 + 1e-5 * np.random.default_rng(0).normal(size=const.shape).astype(np.float32))
     for variable in G.trainable_variables:
         if variable.path.endswith("strength") or variable.path.endswith("epilogue0/bias"):
             variable.assign(np.zeros(variable.shape, np.float32))
-    module = export.GeneratorModule(G)
+    module = signatures.GeneratorModule(G)
     dlatents = export.example_inputs(module)["synthesis_stored_noise"]["dlatents"]
     rounding = export.float32_rounding_error(G, dlatents)
     assert rounding > 1e-3
-    assert export.float32_rounding_error(small_generator, dlatents) < 1e-4  # a well-conditioned network
+    assert export.float32_rounding_error(generator, dlatents) < 1e-4  # a well-conditioned network
     path = export.export_saved_model(G, tmp_path, print_fn=None, verify=False)
     tflite_path = export.export_tflite(path, str(tmp_path / "model.tflite"))
     differences = export.verify_tflite(module, tflite_path)
@@ -285,13 +280,13 @@ NARROW_EXPORT_LEVELS = {"float16": (0.5, 3, 16), "bfloat16": (4, 32, 64)}
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_cli_export_computing_in_a_narrow_type(small_generator, tmp_path, capsys, dtype):
-    save_networks(tmp_path / "snapshot", Gs=small_generator)
+def test_cli_export_computing_in_a_narrow_type(generator, tmp_path, capsys, dtype):
+    save_networks(tmp_path / "snapshot", Gs=generator)
     out = tmp_path / "out"
     assert main(["export", str(tmp_path / "snapshot"), "--out", str(out), "--version", "1"]) == 0
     assert main(["export", str(tmp_path / "snapshot"), "--out", str(out), "--version", "2", "--dtype", dtype]) == 0
     full, narrow = tf_stylegan.load(out / "stylegan" / "1"), tf_stylegan.load(out / "stylegan" / "2")
-    with open(out / "stylegan" / "2" / "assets.extra" / export.METADATA_FILE) as file:
+    with open(out / "stylegan" / "2" / "assets.extra" / signatures.METADATA_FILE) as file:
         assert json.load(file)["compute_dtype"] == dtype
     seeds = np.arange(16)
     difference = np.abs(full.generate(seeds=seeds).astype(int) - narrow.generate(seeds=seeds).astype(int))

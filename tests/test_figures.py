@@ -3,6 +3,7 @@ tiny 16 px generator (6 dlatent layers, truncation cutoff 8 >= 6) with non-zero 
 
 import numpy as np
 import pytest
+from helpers import clone, perturb, small_generator
 from PIL import Image
 
 import tf_stylegan
@@ -13,30 +14,16 @@ SIZE = 16  # the tiny generator's resolution
 LAYERS = 6
 
 
-def _tiny_generator(**kwargs):
-    from tf_stylegan.nn.generator import Generator
-
-    G = Generator(resolution=SIZE, fmap_base=256, fmap_max=32, latent_size=32, dlatent_size=32,
-                  mapping_fmaps=32, seed=1, **kwargs)
-    G.build()
-    for variable in G.variables:
-        if variable.path.endswith("strength"):  # built at 0: noise would change nothing
-            variable.assign(np.full(variable.shape, 0.5, np.float32))
-        elif variable.path.endswith("w_avg"):  # built at 0: make truncation move somewhere real
-            variable.assign(np.random.default_rng(3).normal(size=variable.shape).astype(np.float32))
-    return G
-
-
 @pytest.fixture(scope="module")
 def snapshots(tmp_path_factory):
     """{"full": default cutoff 8 (covers all 6 layers), "cutoff2": the same weights, cutoff 2}."""
     from tf_stylegan.formats.snapshot import save_networks
 
     root = tmp_path_factory.mktemp("figures")
-    G = _tiny_generator()
+    # Noise strengths and w_avg built at 0: noise would change nothing, truncation move nowhere real.
+    G = perturb(small_generator(SIZE, latent=32, seed=1), seed=3, scale=0.5, names=("strength",), w_avg_scale=1.0)
     save_networks(root / "snap", Gs=G)
-    G.truncation_cutoff = 2
-    save_networks(root / "snap_cutoff2", Gs=G)
+    save_networks(root / "snap_cutoff2", Gs=clone(G, truncation_cutoff=2))
     return {"full": root / "snap", "cutoff2": root / "snap_cutoff2"}
 
 

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import tensorflow as tf
+from helpers import latents, perturb, small_discriminator, small_generator
 
 from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
@@ -11,16 +12,11 @@ WIDTHS = dict(fmap_base=64, fmap_max=16)
 
 
 def _networks():
-    generator = Generator(resolution=8, latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2,
-                          name="G", **WIDTHS)
-    discriminator = Discriminator(resolution=8, name="D", **WIDTHS)
-    generator.build()
-    discriminator.build()
-    # Non-zero biases, noise strengths and w_avg, so that a weight lost on the way shows in the outputs.
-    rng = np.random.default_rng(0)
-    for variable in generator.variables + discriminator.variables:
-        if variable.dtype == "float32" and variable.path.split("/")[-1] != "lod":
-            variable.assign(variable.numpy() + 0.1 * rng.standard_normal(variable.shape).astype(np.float32))
+    # Non-zero biases, noise strengths and w_avg, and a const input off ones (the variables built at
+    # constants; the others are drawn), so that a weight lost on the way shows in the outputs.
+    generator = perturb(small_generator(8, mapping_layers=2, name="G", **WIDTHS), scale=0.1, const_scale=0.1,
+                        w_avg_scale=0.1)
+    discriminator = perturb(small_discriminator(8, name="D", **WIDTHS), seed=1, scale=0.1)
     return generator, discriminator
 
 
@@ -38,7 +34,7 @@ def test_summary_lists_the_sub_networks_and_counts_every_parameter():
 
 def test_the_keras_format_round_trips_both_networks(tmp_path):
     generator, discriminator = _networks()
-    z = np.random.default_rng(1).standard_normal([3, 16]).astype(np.float32)
+    z = latents(3, seed=1)
     images = generator(z, randomize_noise=False)
     generator.save(tmp_path / "G.keras")
     discriminator.save(tmp_path / "D.keras")
@@ -56,7 +52,7 @@ def test_keras_export_serves_the_generator(tmp_path):
         if variable.path.endswith("strength"):
             variable.assign(np.zeros(variable.shape, np.float32))
     generator.export(str(tmp_path / "export"), input_signature=[keras.InputSpec(shape=(None, 16), dtype="float32")])
-    z = np.random.default_rng(2).standard_normal([2, 16]).astype(np.float32)
+    z = latents(2, seed=2)
     reloaded = tf.saved_model.load(str(tmp_path / "export"))  # kept: it owns the variables
     served = reloaded.serve(tf.constant(z))
     np.testing.assert_allclose(served, generator(z), rtol=1e-5, atol=1e-5)

@@ -1,5 +1,5 @@
 """Layer tests: the generic Keras contract (layer_testing.check_layer) plus semantics
-against NumPy references written here, independently of tf_stylegan.nn.ops.
+against NumPy references written here and in helpers.py, independently of tf_stylegan.nn.ops.
 
 References follow the official StyleGAN code (NCHW; ours is NHWC), see
 ../shared/official_ref/README.md, "Conventions".
@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import box_down, nchw, nhwc, normal, upsample
 from layer_testing import check_layer
 
 from tf_stylegan.nn.layers import (
@@ -39,10 +40,6 @@ def rng():
     return np.random.default_rng(42)
 
 
-def normal(rng, *shape):
-    return rng.standard_normal(shape).astype(np.float32)
-
-
 # ---------------------------------------------------------------- NumPy references (NHWC, float64)
 
 def np_lrelu(x):
@@ -65,15 +62,6 @@ def np_correlate_same(x, kernel):
             patch = xp[:, i:i + height, j:j + width, :]
             out = out + (patch @ kernel[i, j] if kernel.ndim == 4 else patch * kernel[i, j])
     return out
-
-
-def np_upsample2(x):
-    return np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)
-
-
-def np_box_down2(x):
-    n, h, w, c = x.shape
-    return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
 def np_instance_norm(x):
@@ -101,14 +89,6 @@ def np_minibatch_stddev_nchw(x, group_size=4, num_new_features=1):
     y = y.mean(axis=2)  # [M, n, 1, 1]
     y = np.tile(y, [group, 1, s[2], s[3]])  # [N, n, H, W]
     return np.concatenate([x, y], axis=1)
-
-
-def nchw(x):
-    return np.transpose(x, [0, 3, 1, 2])
-
-
-def nhwc(x):
-    return np.transpose(x, [0, 2, 3, 1])
 
 
 def assign(variable, value):
@@ -226,10 +206,10 @@ def test_equalized_conv_matches_numpy(rng, resample, fused):
     kernel = weight * SQRT2 / np.sqrt(9 * in_ch)
     if resample == "up" and fused:
         kernel = kernel[::-1, ::-1]
-    y = np_upsample2(x) if resample == "up" else x
+    y = upsample(x) if resample == "up" else x
     y = np_correlate_same(y, kernel)
     if resample == "down":
-        y = np_box_down2(y)
+        y = box_down(y)
     close(layer(x), np_lrelu(y + bias))
 
 

@@ -6,21 +6,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import official_ref_path
-from test_training import train_in_process
-from test_training_parity import _trainer_from_official
+from helpers import clone, official_ref_path, train_in_process, trainer_from_official
 
-from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.training import step as step_lib
 from tf_stylegan.training.losses import LogisticR1
-
-
-def _copy_of(discriminator):
-    copy = Discriminator.from_config(discriminator.get_config())
-    copy.build()
-    for target, source in zip(copy.variables, discriminator.variables):
-        target.assign(source)
-    return copy
 
 
 def _reference_lazy_d_step(D, reals, fakes, gamma, interval, learning_rate):
@@ -44,14 +33,14 @@ def _reference_lazy_d_step(D, reals, fakes, gamma, interval, learning_rate):
 def test_a_regularizing_step_is_the_d_update_then_the_r1_update_with_gamma_times_k(tmp_path):
     ref = np.load(official_ref_path("step_ref_lod0.npz"))
     interval, gamma, learning_rate = 4, float(ref["r1_gamma"]), float(ref["learning_rate"])
-    trainer = _trainer_from_official(tmp_path, LogisticR1(gamma, r1_interval=interval))
+    trainer = trainer_from_official(tmp_path, LogisticR1(gamma, r1_interval=interval))
     assert trainer.D_update_ratio == pytest.approx(0.8)
     assert trainer.D_opt.beta_2 == pytest.approx(0.99 ** 0.8) and trainer.G_opt.beta_2 == pytest.approx(0.99)
     trainer.G_opt.learning_rate = learning_rate
     trainer.D_opt.learning_rate = learning_rate * trainer.D_update_ratio
     reals = step_lib.process_reals(ref["reals_0"], 0.0)
     fakes = step_lib.generate(trainer.G, {"z": ref["latents_d_0"]}, 16)  # G before the step's G update
-    reference_D = _copy_of(trainer.D)
+    reference_D = clone(trainer.D)
     d_loss, reg_loss = _reference_lazy_d_step(reference_D, reals, fakes, gamma, interval, learning_rate)
 
     train_step = trainer.train_step(16, 4)

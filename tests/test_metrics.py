@@ -4,12 +4,12 @@ CLI, and FID logged by a training run."""
 
 import json
 import os
-import sys
 
 import keras
 import numpy as np
 import pytest
 import scipy.linalg
+from helpers import perturb, read_events, small_generator, train_in_process
 from PIL import Image
 
 import gin
@@ -17,10 +17,6 @@ from tf_stylegan import data, metrics
 from tf_stylegan.cli import main
 from tf_stylegan.deploy.inference import from_generator
 from tf_stylegan.formats.snapshot import save_networks
-from tf_stylegan.nn.generator import Generator
-
-sys.path.insert(0, os.path.dirname(__file__))
-from test_training import read_events, train_in_process  # noqa: E402
 
 
 def official_frechet(mu1, sigma1, mu2, sigma2):
@@ -167,13 +163,9 @@ def test_fid_of_identical_sets_is_zero_and_a_shifted_set_scores_higher(inception
 
 @pytest.fixture(scope="module")
 def tiny_generator():
-    G = Generator(resolution=32, fmap_base=128, fmap_max=16, latent_size=16, dlatent_size=16, mapping_fmaps=16,
-                  mapping_layers=2, seed=4)
-    G.build()
-    for variable in G.trainable_variables:  # noise strengths off zero, as after training
-        if variable.path.endswith("strength"):
-            variable.assign(np.full(variable.shape, 0.3, np.float32))
-    return G
+    """32 px, with noise strengths off zero, as after training."""
+    G = small_generator(32, fmap_base=128, fmap_max=16, mapping_layers=2, seed=4)
+    return perturb(G, seed=4, names=("strength",))
 
 
 def test_fid_of_a_generator_end_to_end(tiny_generator, inception, emoji_images, tmp_path):

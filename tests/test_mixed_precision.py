@@ -3,22 +3,17 @@ bfloat16 with float32 variables, the mapping network and Gs stay float32, a step
 within a stated tolerance of float32's, float16 updates are loss-scaled (an overflow skips the
 update and halves the scale) and a short run stays finite and resumes its loss scales."""
 
-import functools
 import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_training import train_in_process
+from helpers import one_replica_trainer, train_in_process
 
-from tf_stylegan import data
 from tf_stylegan.nn import layers, precision
 from tf_stylegan.nn import ops as sg_ops
-from tf_stylegan.nn.discriminator import Discriminator
-from tf_stylegan.nn.generator import Generator
 from tf_stylegan.nn.layers import EqualizedConv2D
 from tf_stylegan.training.losses import LogisticR1
-from tf_stylegan.training.trainer import Trainer
 
 NETWORK = dict(fmap_base=128, fmap_max=64, latent_size=32, dlatent_size=32, mapping_fmaps=32, mapping_layers=2)
 BATCH = 8
@@ -35,12 +30,8 @@ def _levels():
 
 
 def _trainer(run_dir, mixed_precision):
-    trainer = Trainer(
-        str(run_dir), data.ImageDataset("given", 16, 3, _levels()),
-        generator=functools.partial(Generator, **NETWORK),
-        discriminator=functools.partial(Discriminator, fmap_base=128, fmap_max=64), loss=LogisticR1(10.0),
-        strategy=tf.distribute.MirroredStrategy(["/cpu:0"]), print_fn=lambda *args: None,
-        mixed_precision=mixed_precision)
+    trainer = one_replica_trainer(run_dir, _levels(), NETWORK, dict(fmap_base=128, fmap_max=64), LogisticR1(10.0),
+                                  mixed_precision=mixed_precision)
     for variable in (trainer.G.lod, trainer.D.lod, trainer.Gs.lod):
         variable.assign(0.0)
     trainer.G_opt.learning_rate = trainer.D_opt.learning_rate = 0.001

@@ -4,54 +4,21 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SMALL_WIDTHS
+from helpers import (
+    LATENT,
+    box_down,
+    latents,
+    perturb,
+    small_discriminator,
+    small_generator,
+    upsample,
+)
 
 from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
 from tf_stylegan.nn.synthesis import SynthesisNetwork
 
-LATENT = 16  # latent and dlatent size of the small test networks
 RESOLUTIONS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
-
-
-def widths(resolution):
-    """SMALL_WIDTHS where they give >= 8 feature maps at the top; 8 maps everywhere above that.
-
-    (With SMALL_WIDTHS the 1024 block would get 256 / 2**9 = 0 feature maps.)
-    """
-    return dict(SMALL_WIDTHS) if resolution <= 64 else dict(fmap_base=4 * resolution, fmap_max=8)
-
-
-def small_generator(resolution=16, **kwargs):
-    args = dict(widths(resolution), resolution=resolution, latent_size=LATENT, dlatent_size=LATENT,
-                mapping_fmaps=LATENT)
-    args.update(kwargs)
-    generator = Generator(**args)
-    generator.build()
-    return generator
-
-
-def small_discriminator(resolution=16, **kwargs):
-    args = dict(widths(resolution), resolution=resolution)
-    args.update(kwargs)
-    discriminator = Discriminator(**args)
-    discriminator.build()
-    return discriminator
-
-
-def perturb(layer, seed=0, scale=0.3):
-    """Gives every zero-initialised trainable (biases, noise strengths) a random value, so that
-    biases and noise inputs have a visible effect."""
-    rng = np.random.default_rng(seed)
-    for variable in layer.trainable_weights:
-        value = np.asarray(variable)
-        if not value.any():
-            variable.assign(rng.normal(0.0, scale, value.shape).astype(np.float32))
-    return layer
-
-
-def latents(batch, seed=0, size=LATENT):
-    return np.random.default_rng(seed).standard_normal((batch, size)).astype(np.float32)
 
 
 def count(variables):
@@ -63,15 +30,6 @@ def block_spread(images):
     n, h, w, c = images.shape
     blocks = np.asarray(images).reshape(n, h // 2, 2, w // 2, 2, c)
     return blocks.max(axis=(2, 4)) - blocks.min(axis=(2, 4))
-
-
-def upsample(images):
-    return np.repeat(np.repeat(np.asarray(images), 2, axis=1), 2, axis=2)
-
-
-def box_down(images):
-    n, h, w, c = images.shape
-    return np.asarray(images).reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
 def copy_variables(sources, targets):
@@ -412,9 +370,7 @@ def test_discriminator_batch_must_fill_the_stddev_groups():
 
 @pytest.mark.parametrize("key", ["truncation_psi", "truncation_cutoff"])
 def test_none_in_truncation_settings_means_off_as_official(key):
-    generator = Generator(resolution=8, latent_size=LATENT, dlatent_size=LATENT, mapping_fmaps=LATENT,
-                          **SMALL_WIDTHS, **{key: None})
-    generator.build()
+    generator = small_generator(8, **{key: None})
     generator.w_avg.assign(np.ones(LATENT, np.float32))
     z = latents(2)
     _, dlatents = generator(z, return_dlatents=True)
@@ -440,11 +396,6 @@ def test_discriminator_rejects_wrong_images(shape):
 # Training at a lower resolution: only the blocks up to it run
 
 
-def _box_down(images, factor):
-    n, h, w, c = images.shape
-    return images.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
-
-
 @pytest.mark.parametrize("lod", [1.0, 1.5, 2.0])
 def test_generator_at_lower_resolution_equals_the_full_output_downsampled(lod):
     generator = perturb(small_generator(16))
@@ -454,7 +405,7 @@ def test_generator_at_lower_resolution_equals_the_full_output_downsampled(lod):
     size = 16 // 2 ** int(lod)
     low = np.asarray(generator(z, truncation_psi=1.0, randomize_noise=False, resolution=size))
     assert low.shape == (2, size, size, 3)
-    np.testing.assert_allclose(low, _box_down(full, 16 // size), atol=1e-5)
+    np.testing.assert_allclose(low, box_down(full, 16 // size), atol=1e-5)
 
 
 @pytest.mark.parametrize("lod", [1.0, 1.5, 2.0])
@@ -463,7 +414,7 @@ def test_discriminator_at_lower_resolution_equals_the_full_network_on_upsampled_
     discriminator.lod.assign(lod)
     size = 16 // 2 ** int(lod)
     images = np.random.default_rng(3).normal(size=(4, size, size, 3)).astype(np.float32)
-    upsampled = images.repeat(16 // size, axis=1).repeat(16 // size, axis=2)
+    upsampled = upsample(images, 16 // size)
     np.testing.assert_allclose(np.asarray(discriminator(images)), np.asarray(discriminator(upsampled)), atol=1e-5)
 
 

@@ -1,6 +1,5 @@
 """Parity with the official StyleGAN code (../shared/official_ref) and the importer's own behaviour."""
 
-import functools
 import os
 import pickle
 import re
@@ -10,7 +9,7 @@ import types
 
 import numpy as np
 import pytest
-from conftest import nchw, nhwc, official_ref_path
+from helpers import nchw, nhwc, official_networks, official_ref_path
 
 from tf_stylegan.formats.official import (
     OfficialPickleError,
@@ -22,12 +21,6 @@ from tf_stylegan.formats.official import (
 
 IMAGE_ATOL = 1e-4
 LATENT_ATOL = 1e-5  # dlatents and scores
-
-
-@functools.lru_cache(maxsize=None)
-def networks(path):
-    """(G, D, Gs) of an official pickle, loaded once per path (tests restore any lod they change)."""
-    return load_official_pickle(path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -111,7 +104,7 @@ def test_every_reference_key_is_checked(official_config):
 
 def test_reference_inputs(official_config):
     path, ref = official_config
-    G, D, Gs = networks(path)
+    G, D, Gs = official_networks(path.name)
     assert ref["z"].shape == ref["z_b"].shape == (4, Gs.latent_size)
     assert ref["labels"].shape == (4, 0)  # unconditional networks take no labels
     assert int(ref["mix_cutoff"]) == 3
@@ -122,7 +115,7 @@ def test_reference_inputs(official_config):
 @pytest.mark.parametrize("key", sorted(PARITY))
 def test_parity(official_config, key):
     path, ref = official_config
-    G, D, Gs = networks(path)
+    G, D, Gs = official_networks(path.name)
     ours, atol = PARITY[key]
     ours = np.asarray(ours(ref, G, D, Gs))
     assert ours.shape == ref[key].shape
@@ -132,7 +125,7 @@ def test_parity(official_config, key):
 def test_truncation_defaults_match_official(official_config):
     """An official ``Gs.run(z, None)`` truncates with psi 0.7, cutoff 8: so does a plain call."""
     path, ref = official_config
-    G, D, Gs = networks(path)
+    G, D, Gs = official_networks(path.name)
     images, dlatents = Gs(_z(ref), randomize_noise=False, return_dlatents=True)
     np.testing.assert_allclose(np.asarray(dlatents), ref["dlatents_psi07_cut8"], rtol=0, atol=LATENT_ATOL)
     np.testing.assert_allclose(nchw(images), ref["images_psi07_cut8"], rtol=0, atol=IMAGE_ATOL)
@@ -141,7 +134,7 @@ def test_truncation_defaults_match_official(official_config):
 def test_imported_lod_is_zero(official_config):
     """Every lod in the reference pickles is 0 (and the lod parity checks restore it)."""
     path, _ = official_config
-    for network in networks(path):
+    for network in official_networks(path.name):
         assert float(network.lod) == 0.0
 
 
@@ -154,7 +147,7 @@ def test_imported_lod_is_zero(official_config):
     ("_fused", 48, 4, True),
 ])
 def test_importer_reads_static_kwargs(suffix, latent, mapping_layers, fused):
-    G, D, Gs = networks(official_ref_path(f"network-small{suffix}.pkl"))
+    G, D, Gs = official_networks(f"network-small{suffix}.pkl")
     for generator in (G, Gs):
         assert generator.resolution == 16 and generator.num_layers == 6
         assert generator.latent_size == generator.dlatent_size == latent
@@ -171,7 +164,7 @@ def test_importer_reads_static_kwargs(suffix, latent, mapping_layers, fused):
 
 def test_g_and_gs_are_distinct_networks(official_config):
     path, ref = official_config
-    G, D, Gs = networks(path)
+    G, D, Gs = official_networks(path.name)
     g_state, d_state, gs_state = read_official_pickle(path)
     differing = 0
     for network, state in ((G, g_state), (Gs, gs_state)):
@@ -245,7 +238,7 @@ def test_rewritten_snapshot_loads(tmp_path, dnnlib_network, reference_states):
     """The pickles the tests below craft are valid official snapshots unless altered."""
     path = write_snapshot(tmp_path / "copy.pkl", dnnlib_network, reference_states)
     loaded = load_official_pickle(path)
-    for ours, reference in zip(loaded, networks(official_ref_path("network-small.pkl")), strict=True):
+    for ours, reference in zip(loaded, official_networks("network-small.pkl"), strict=True):
         assert len(ours.weights) == len(reference.weights)
         for a, b in zip(ours.weights, reference.weights):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -4,6 +4,7 @@ layer tests in test_layers.py do not already pin down)."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import box_down, normal, upsample
 
 from tf_stylegan.nn import ops as sg
 
@@ -11,10 +12,6 @@ from tf_stylegan.nn import ops as sg
 @pytest.fixture
 def rng():
     return np.random.default_rng(7)
-
-
-def normal(rng, *shape):
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 # ---------------------------------------------------------------- feature-map rule
@@ -59,21 +56,19 @@ def test_lerp_and_lerp_clip():
 @pytest.mark.parametrize("factor", [1, 2, 3])
 def test_upsample_nearest(rng, factor):
     x = normal(rng, 2, 3, 4, 5)
-    expected = np.repeat(np.repeat(x, factor, axis=1), factor, axis=2)
-    np.testing.assert_array_equal(np.asarray(sg.upsample_nearest(x, factor)), expected)
+    np.testing.assert_array_equal(np.asarray(sg.upsample_nearest(x, factor)), upsample(x, factor))
 
 
 def test_upsample_nearest_unknown_batch(rng):
     x = normal(rng, 3, 2, 2, 4)
     fn = tf.function(sg.upsample_nearest, input_signature=[tf.TensorSpec([None, 2, 2, 4])])
-    np.testing.assert_array_equal(np.asarray(fn(x)), np.repeat(np.repeat(x, 2, axis=1), 2, axis=2))
+    np.testing.assert_array_equal(np.asarray(fn(x)), upsample(x))
 
 
 @pytest.mark.parametrize("factor", [1, 2, 4])
 def test_downsample_box(rng, factor):
     x = normal(rng, 2, 8, 8, 3)
-    expected = x.reshape(2, 8 // factor, factor, 8 // factor, factor, 3).mean(axis=(2, 4))
-    np.testing.assert_allclose(np.asarray(sg.downsample_box(x, factor)), expected, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(sg.downsample_box(x, factor)), box_down(x, factor), atol=1e-6)
 
 
 # ---------------------------------------------------------------- fused kernels

@@ -1,9 +1,8 @@
 """The README's commands stay true: CI runs the test command the README gives."""
 
-import pathlib
 import re
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from helpers import REPO
 
 
 def _bash_blocks(text):
@@ -11,8 +10,8 @@ def _bash_blocks(text):
 
 
 def test_ci_runs_the_readme_test_command():
-    readme = (ROOT / "README.md").read_text()
-    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    readme = (REPO / "README.md").read_text()
+    ci_lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
     blocks = _bash_blocks(readme)
     test_commands = [block.strip() for block in blocks if "pytest" in block]
     assert test_commands, "the README gives no test command"
@@ -20,9 +19,9 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_setup_command_installs_what_ci_installs():
-    readme = (ROOT / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     setup = next(block for block in _bash_blocks(readme) if "requirements.txt" in block)
-    ci = (ROOT / ".ci" / "run").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
     for step in ("python3 -m venv .venv", "pip install -r requirements.txt",
                  "pip install --no-deps -e . -r requirements-no-deps.txt"):
         assert step in setup, f"the README's set-up command lacks {step!r}"

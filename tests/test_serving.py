@@ -12,13 +12,13 @@ import urllib.request
 import grpc
 import numpy as np
 import pytest
-from conftest import SMALL_WIDTHS
+from helpers import latents, perturb, small_generator
 from PIL import Image
 from serving_servers import GrpcServer, RestServer, ServedModel
 
-from tf_stylegan.deploy.export import GeneratorModule, export_saved_model
+from tf_stylegan.deploy.export import export_saved_model
 from tf_stylegan.deploy.serving import GrpcClient, RestClient, ServingError, TensorInfo
-from tf_stylegan.nn.generator import Generator
+from tf_stylegan.deploy.signatures import GeneratorModule
 
 LATENT = 32
 NAME = "stylegan"
@@ -26,16 +26,10 @@ NAME = "stylegan"
 
 @pytest.fixture(scope="module")
 def generator():
-    G = Generator(resolution=16, latent_size=LATENT, dlatent_size=LATENT, mapping_fmaps=32, seed=1, **SMALL_WIDTHS)
-    G.build()
     # Noise strengths start at 0, which would hide the noise inputs; w_avg starts at 0, which
     # would make truncation a plain scaling.
-    rng = np.random.default_rng(1)
-    for variable in G.trainable_weights:
-        if variable.path.endswith("noise/strength"):
-            variable.assign(rng.normal(scale=0.5, size=variable.shape).astype(np.float32))
-    G.w_avg.assign(rng.normal(size=G.w_avg.shape).astype(np.float32))
-    return G
+    return perturb(small_generator(16, latent=LATENT, seed=1), seed=1, scale=0.5, names=("strength",),
+                   w_avg_scale=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +78,7 @@ def predict(request, rest, grpc_client):
 
 
 def _z(batch, seed):
-    return np.random.default_rng(seed).normal(size=(batch, LATENT)).astype(np.float32)
+    return latents(batch, seed, size=LATENT)
 
 
 def _assert_same(expected, actual):

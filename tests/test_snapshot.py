@@ -6,28 +6,18 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SMALL_WIDTHS
+from helpers import perturb, small_discriminator, small_generator
 
 from tf_stylegan.formats import snapshot
 from tf_stylegan.formats.snapshot import SnapshotError, load_networks, save_networks
-from tf_stylegan.nn.discriminator import Discriminator
-from tf_stylegan.nn.generator import Generator
-
-TINY = dict(resolution=8, latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2, **SMALL_WIDTHS)
 
 
 def _networks(seed=1):
-    G = Generator(seed=seed, **TINY)
-    Gs = Generator(seed=seed + 1, **TINY)
-    D = Discriminator(resolution=8, **SMALL_WIDTHS)
-    for net in (G, D, Gs):
-        net.build()
-    # Make every variable distinctive (noise strengths start at 0 and would hide the noise path).
-    rng = np.random.default_rng(seed)
-    for net in (G, D, Gs):
-        for variable in net.trainable_weights:
-            variable.assign(rng.normal(size=variable.shape).astype(np.float32))
-    G.w_avg.assign(rng.normal(size=G.w_avg.shape).astype(np.float32))
+    # Every variable distinctive: biases, noise strengths (at 0 they would hide the noise path) and
+    # w_avg drawn, each network from its own stream.
+    G = perturb(small_generator(8, mapping_layers=2, seed=seed), seed, scale=1.0, w_avg_scale=1.0)
+    D = perturb(small_discriminator(8), seed + 100, scale=1.0)
+    Gs = perturb(small_generator(8, mapping_layers=2, seed=seed + 1), seed + 200, scale=1.0, w_avg_scale=1.0)
     return G, D, Gs
 
 
@@ -117,8 +107,7 @@ def test_damaged_snapshots_give_clear_errors(tmp_path, damage, message):
 def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
     G, D, Gs = _networks()
     save_networks(tmp_path / "a", G, D, Gs)
-    wider = Generator(seed=1, **{**TINY, "latent_size": 32, "mapping_fmaps": 32})
-    wider.build()
+    wider = small_generator(8, mapping_layers=2, seed=1, latent_size=32, mapping_fmaps=32)
     save_networks(tmp_path / "b", Gs=wider)
     with pytest.raises((SnapshotError, ValueError)):
         load_networks(tmp_path / "b", weights_prefix=str(tmp_path / "a" / "weights"))

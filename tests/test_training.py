@@ -7,7 +7,6 @@ Tests that need a process of their own (signals, SIGKILL, the entry point's exit
 ``configurables.train`` in-process, always clearing gin's global config around them.
 """
 
-import collections
 import glob
 import hashlib
 import os
@@ -22,62 +21,31 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import REPO, TINY, cli, read_events, subprocess_env, train_in_process
 from PIL import Image
 
 import gin
-from tf_stylegan.cli import main
 from tf_stylegan.formats.snapshot import load_networks
 from tf_stylegan.training import configurables
 from tf_stylegan.training import trainer as trainer_module
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY = str(REPO / "gin" / "tiny.gin")
 CLI = [sys.executable, "-m", "tf_stylegan.cli", "train"]
 TIMEOUT = 300  # seconds for any one training subprocess (a tiny run takes ~15 s)
 
 
 # ----------------------------------------------------------------------------------------- helpers
 
-def train_in_process(run_dir, bindings=(), gin_files=(TINY,), resume=False, **kwargs):
-    """configurables.parse + train (as the CLI does); returns (trainer, printed lines). Leaves gin's
-    config clear."""
-    lines = []
-    gin.clear_config()
-    try:
-        configurables.parse([] if resume else list(gin_files), list(bindings), run_dir=str(run_dir), resume=resume)
-        trainer = configurables.train(run_dir=str(run_dir), resume=resume, print_fn=lines.append, **kwargs)
-    finally:
-        gin.clear_config()
-    return trainer, lines
-
-
-def cli(argv, capsys):
-    """The CLI's ``main`` in-process: (exit code, stdout, stderr); gin's config is cleared around it."""
-    gin.clear_config()
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    finally:
-        gin.clear_config()
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def cli_env():
-    return dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
-
-
 def run_cli(args, timeout=TIMEOUT):
     """``python -m tf_stylegan.cli train ARGS`` to completion."""
     return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                          env=cli_env())
+                          env=subprocess_env())
 
 
 def start_cli(args, log_path):
     """Starts ``python -m tf_stylegan.cli train ARGS`` with stdout+stderr going to ``log_path``."""
     log = open(log_path, "w")
     try:
-        return subprocess.Popen(CLI + list(args), stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=cli_env())
+        return subprocess.Popen(CLI + list(args), stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=subprocess_env())
     finally:
         log.close()  # the child holds its own descriptor
 
@@ -117,19 +85,6 @@ def checkpoint_values(prefix):
     reader = tf.train.load_checkpoint(prefix)
     return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(prefix)
             if not name.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter"))}
-
-
-def read_events(run_dir):
-    """(scalars {tag: {step: value}}, {tag: [(step, tensor proto, plugin name)]}) of run_dir/logs."""
-    scalars, everything = collections.defaultdict(dict), collections.defaultdict(list)
-    for path in sorted(glob.glob(os.path.join(run_dir, "logs", "events.out.tfevents.*"))):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                plugin = value.metadata.plugin_data.plugin_name
-                everything[value.tag].append((event.step, value.tensor, plugin))
-                if plugin == "scalars":
-                    scalars[value.tag][event.step] = float(tf.make_ndarray(value.tensor))
-    return scalars, everything
 
 
 def tree_digest(folder):

@@ -2,31 +2,26 @@
 the gradient penalties at every level of progressive growing (loss_ref.npz) and three whole
 training iterations from network-small.pkl (step_ref_lod*.npz / .pkl)."""
 
-import functools
-
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import official_ref_path
+from helpers import (
+    official_networks,
+    official_ref_path,
+    small_generator,
+    trainer_from_official,
+    upsample,
+)
 
-from tf_stylegan import data
 from tf_stylegan.formats import official
-from tf_stylegan.nn.discriminator import Discriminator
-from tf_stylegan.nn.generator import Generator
 from tf_stylegan.training import step
 from tf_stylegan.training.losses import WGANGP, LogisticR1
-from tf_stylegan.training.trainer import Trainer
 
 PENALTY_RTOL = 1e-4  # the issue's bar for loss_ref.npz
 STEP_RTOL = 1e-5  # losses, and each variable's largest difference relative to its largest magnitude
 # Variables of G's first layer whose channels with a one-sign pre-activation are compared in units of the
 # learning rate (see _linear_const_channels).
 LINEAR_CHANNEL_VARIABLES = ("block4/epilogue0/bias", "block4/const/const", "block4/epilogue0/noise/strength")
-
-
-@functools.lru_cache(maxsize=None)
-def _official_networks(name):
-    return official.load_official_pickle(official_ref_path(name))
 
 
 # ------------------------------------------------------------------------------ penalties (loss_ref)
@@ -37,13 +32,13 @@ def test_penalties_and_scores_equal_the_official_ones_at_every_level(index):
     official, while the step feeds D the level's r×r images: every key of loss_ref.npz through
     ``step.discriminator_loss``, the function the train step calls."""
     ref = np.load(official_ref_path("loss_ref.npz"))
-    _, D, _ = _official_networks("network-small.pkl")
+    _, D, _ = official_networks("network-small.pkl")
     lod = float(ref["lod_values"][index])
     reals = ref[f"reals_{index}"]  # uint8 [4, r, r, 3]
     factor = D.resolution // reals.shape[1]
     # G at this lod emits r×r content nearest-upscaled to 16: the project's G emits the r×r images.
     fakes = ref[f"fakes_{index}"][:, ::factor, ::factor]
-    np.testing.assert_array_equal(np.repeat(np.repeat(fakes, factor, 1), factor, 2), ref[f"fakes_{index}"])
+    np.testing.assert_array_equal(upsample(fakes, factor), ref[f"fakes_{index}"])
     mixing_factors = ref[f"mixing_factors_{index}"].reshape(-1, 1, 1, 1)
     D.lod.assign(lod)
     try:
@@ -62,10 +57,10 @@ def test_r1_of_a_level_is_the_full_resolution_penalty_divided_by_the_squared_ups
     """The scale factor against the gradient of the upscaled tensor, computed directly by autodiff:
     D of the nearest-upscaled reals at 16² with lod 1 equals D of the 8² reals, and its input gradient's
     squared norm is the level's penalty."""
-    _, D, _ = _official_networks("network-small.pkl")
+    _, D, _ = official_networks("network-small.pkl")
     rng = np.random.default_rng(3)
     reals = rng.uniform(-1, 1, (4, 8, 8, 3)).astype(np.float32)
-    upscaled = tf.constant(np.repeat(np.repeat(reals, 2, 1), 2, 2))
+    upscaled = tf.constant(upsample(reals))
     D.lod.assign(1.0)
     try:
         with tf.GradientTape() as tape:
@@ -83,7 +78,7 @@ def test_r1_of_a_level_is_the_full_resolution_penalty_divided_by_the_squared_ups
 
 
 def test_upscale_factor_must_be_a_power_of_two():
-    _, D, _ = _official_networks("network-small.pkl")
+    _, D, _ = official_networks("network-small.pkl")
     images = np.zeros((2, 8, 8, 3), np.float32)
     for bad in (0, 3, 1.5):
         with pytest.raises(ValueError, match="upscale_factor"):
@@ -91,29 +86,6 @@ def test_upscale_factor_must_be_a_power_of_two():
 
 
 # ------------------------------------------------------------------------ whole iterations (step_ref)
-
-def _network_config(network):
-    config = network.get_config()
-    for key in ("name", "trainable", "dtype", "resolution", "num_channels"):
-        config.pop(key, None)
-    return config
-
-
-def _trainer_from_official(run_dir, loss):
-    """A Trainer whose G, D and Gs hold network-small.pkl's weights, on one replica."""
-    G0, D0, Gs0 = _official_networks("network-small.pkl")
-    levels = {r: np.zeros((4, r, r, 3), np.uint8) for r in (4, 8, 16)}
-    trainer = Trainer(
-        str(run_dir), data.ImageDataset("given", 16, 3, levels),
-        generator=functools.partial(Generator, **_network_config(G0)),
-        discriminator=functools.partial(Discriminator, **_network_config(D0)), loss=loss,
-        strategy=tf.distribute.MirroredStrategy(["/cpu:0"]), print_fn=lambda *args: None)
-    for ours, theirs in ((trainer.G, G0), (trainer.D, D0), (trainer.Gs, Gs0)):
-        assert [v.path.split("/", 1)[1] for v in ours.variables] == [v.path.split("/", 1)[1] for v in theirs.variables]
-        for target, source in zip(ours.variables, theirs.variables):
-            target.assign(source)
-    return trainer
-
 
 def _linear_const_channels(G):
     """Channels of the 4×4 const layer whose pre-activation (const + noise · strength + bias) keeps one
@@ -136,7 +108,7 @@ def test_three_training_iterations_equal_the_official_ones(case, tmp_path):
     """The trainer's own step (Gs average and D step with R1, then G step; fresh Adam) on the stored
     inputs of step_ref: every loss and every variable of G, D and Gs after three iterations."""
     ref = np.load(official_ref_path(f"step_ref_lod{case}.npz"))
-    trainer = _trainer_from_official(tmp_path, LogisticR1(float(ref["r1_gamma"])))
+    trainer = trainer_from_official(tmp_path, LogisticR1(float(ref["r1_gamma"])))
     linear_channels = _linear_const_channels(trainer.G)
     lod = float(ref["lod"])
     for network in (trainer.G, trainer.D, trainer.Gs):
@@ -173,7 +145,7 @@ def test_three_training_iterations_equal_the_official_ones(case, tmp_path):
 
 
 def test_on_inputs_refuses_wgan_gp(tmp_path):
-    trainer = _trainer_from_official(tmp_path, WGANGP())
+    trainer = trainer_from_official(tmp_path, WGANGP())
     with pytest.raises(ValueError, match="R1"):
         trainer.train_step(16, 4).on_inputs(np.zeros((4, 16, 16, 3), np.uint8), np.zeros((4, 32), np.float32),
                                             np.zeros((4, 32), np.float32), tf.constant(0.5))
@@ -184,9 +156,7 @@ def test_on_inputs_refuses_wgan_gp(tmp_path):
 def test_each_replicas_slice_of_the_step_inputs_equals_the_same_slice_of_the_whole_minibatch():
     """Per-sample keys: drawing samples 3..5 alone gives rows 3..5 of the draw of all 8, so replicas
     draw only their own samples and the result does not depend on their number."""
-    G = Generator(resolution=16, latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2,
-                  fmap_base=32, fmap_max=8, style_mixing_prob=0.9)
-    G.build()
+    G = small_generator(16, latent=8, mapping_layers=2, fmap_base=32, fmap_max=8, style_mixing_prob=0.9)
     seed = tf.constant([5, 11], tf.int64)
     whole = step.draw_inputs(G, seed, 0, 8, 16)
     part = step.draw_inputs(G, seed, 3, 3, 16)

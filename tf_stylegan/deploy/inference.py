@@ -1,6 +1,6 @@
 """``tf_stylegan.load``: a generator for notebooks and scripts, from an export or a training run.
 
-Both sources run the same signature functions (:class:`~tf_stylegan.deploy.export.GeneratorModule`):
+Both sources run the same signature functions (:class:`~tf_stylegan.deploy.signatures.GeneratorModule`):
 an exported SavedModel through its signatures, a snapshot / run directory / official pickle
 through the module built in-process. So a seed gives the same picture everywhere.
 """
@@ -11,7 +11,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tf_stylegan.deploy.export import METADATA_FILE, GeneratorModule, latents_from_seeds
+from tf_stylegan.deploy.signatures import (
+    METADATA_FILE,
+    GeneratorModule,
+    latents_from_seeds,
+)
 
 
 class LoadError(ValueError):

@@ -9,7 +9,7 @@ take and return ``{input or output name: array}`` dicts, so code can switch betw
                             signature_name="generate_from_seeds")["images"]  # [2, H, W, 3] uint8
 
 Outputs come back in the dtypes the model's metadata declares (JSON has none), fetched once per
-client. The signatures and their inputs are listed in :mod:`tf_stylegan.deploy.export`.
+client. The signatures and their inputs are listed in :mod:`tf_stylegan.deploy.signatures`.
 """
 
 import base64

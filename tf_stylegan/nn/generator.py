@@ -184,4 +184,7 @@ class Generator(keras.Model):
         return self.mapping.macs_per_sample() + self.synthesis.macs_per_sample()
 
     def get_config(self):
-        return {**super().get_config(), **self.arguments}
+        # The inference defaults and training rates are attributes a user may change after construction.
+        return {**super().get_config(), **self.arguments, "truncation_psi": self.truncation_psi,
+                "truncation_cutoff": self.truncation_cutoff, "dlatent_avg_beta": self.dlatent_avg_beta,
+                "style_mixing_prob": self.style_mixing_prob}

@@ -11,7 +11,6 @@ gradients are skipped and counted; checkpoints of non-finite weights are never w
 ``restore`` falls back past damaged checkpoints.
 """
 
-import hashlib
 import json
 import os
 import signal
@@ -59,17 +58,6 @@ def default_strategy():
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.MirroredStrategy()
-
-
-def variables_digest(*networks):
-    """SHA-256 of every float variable of the networks (to compare replicas and workers)."""
-    digest = hashlib.sha256()
-    for network in networks:
-        for variable in network.variables:
-            value = np.asarray(variable)
-            if value.dtype.kind == "f":
-                digest.update(value.tobytes())
-    return digest.hexdigest()
 
 
 def _float_state(network):
@@ -300,10 +288,9 @@ class Trainer:
         lod = float(phase.lod)
         if self.reset_optimizer_on_lod_change and schedule_lib.optimizer_reset_needed(
                 float(self.prev_lod.numpy()), lod):
-            for optimizer in (self.G_opt, self.D_opt):
+            for optimizer in (self.G_opt, self.D_opt):  # fresh Adam state; the learning rates are set below
                 for variable in optimizer.variables:
-                    if variable is not optimizer._learning_rate:
-                        variable.assign(tf.zeros_like(variable))
+                    variable.assign(tf.zeros_like(variable))
         self.prev_lod.assign(lod)
         for variable in (self.G.lod, self.D.lod, self.Gs.lod):
             variable.assign(lod)
