@@ -9,6 +9,8 @@ from PIL import Image
 import tf_stylegan
 from tf_stylegan import figures
 from tf_stylegan.cli import main
+from tf_stylegan.cli.common import output_path
+from tf_stylegan.images import save_gif, save_image
 
 SIZE = 16  # the tiny generator's resolution
 LAYERS = 6
@@ -224,12 +226,24 @@ def test_interpolation_frames(model):
 
 
 def test_output_paths(tmp_path):
-    assert figures.output_path(tmp_path / "a.png", "x.png") == str(tmp_path / "a.png")
-    assert figures.output_path(tmp_path / "folder", "x.png") == str(tmp_path / "folder" / "x.png")
-    with pytest.raises(figures.FigureError):
-        figures.output_path(tmp_path / "a.txt", "x.png")
-    with pytest.raises(figures.FigureError):
-        figures.output_path(tmp_path / "a.png", "x.gif", suffixes=(".gif",))
+    assert output_path(tmp_path / "a.png", "x.png") == str(tmp_path / "a.png")
+    assert output_path(tmp_path / "folder", "x.png") == str(tmp_path / "folder" / "x.png")
+    with pytest.raises(ValueError, match="unsupported file type '.txt'"):
+        output_path(tmp_path / "a.txt", "x.png")
+    with pytest.raises(ValueError, match="unsupported file type '.png'"):
+        output_path(tmp_path / "a.png", "x.gif", suffixes=(".gif",))
+
+
+def test_save_image_and_gif_write_their_formats(tmp_path):
+    image = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    np.testing.assert_array_equal(np.asarray(Image.open(save_image(tmp_path / "a" / "x.png", image))), image)
+    assert Image.open(save_image(tmp_path / "x.jpg", image)).format == "JPEG"
+    with pytest.raises(ValueError, match="unsupported image type"):
+        save_image(tmp_path / "x.txt", image)
+    gif = Image.open(save_gif(tmp_path / "walk.gif", np.stack([image, 255 - image]), duration=30))
+    assert gif.format == "GIF" and gif.n_frames == 2
+    with pytest.raises(ValueError, match="no frames"):
+        save_gif(tmp_path / "empty.gif", np.zeros((0, 4, 4, 3), np.uint8))
 
 
 # --- commands ----------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 noise (Figs. 4 and 5), truncation (Fig. 8) and latent walks.
 
 Every function takes a :class:`tf_stylegan.deploy.inference.StyleGAN` (``tf_stylegan.load(path)``) and
-returns uint8 NumPy arrays (H x W x 3 figures, or N x H x W x 3 stacks); :func:`save_image` and
-:func:`save_gif` write them with Pillow. ``truncation_psi=None`` means the model's default.
+returns uint8 NumPy arrays (H x W x 3 figures, or N x H x W x 3 stacks); ``images.save_image`` and
+``images.save_gif`` write them. ``truncation_psi=None`` means the model's default.
 Below, ``S`` is the model's resolution (a cell is S x S pixels) and ``L`` its ``num_layers``
 (dlatent layer ``i`` styles the ``2 ** (2 + i // 2)`` px convolutions: 0-1 4 px, 2-3 8 px, ...).
 
@@ -14,7 +14,6 @@ and the same as ``model.generate(seeds=...)``.
 """
 
 import math
-import os
 import re
 
 import numpy as np
@@ -23,7 +22,6 @@ import tf_stylegan.images
 
 # The paper's style ranges (Fig. 3), as dlatent layers [start, stop) of an 18-layer (1024 px) model.
 NAMED_STYLES = {"coarse": (0, 4), "middle": (4, 8), "fine": (8, None)}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 NOISE_COLUMNS = ("all", "none", "fine", "coarse")  # Fig. 5 (a)-(d); the std map follows
 
 
@@ -383,54 +381,3 @@ def interpolation_frames(model, seeds, frames=30, space="w", loop=False, truncat
     if not loop:
         path.append(keys[-1:])
     return _render(model, model.mapping(np.concatenate(path).astype(np.float32), truncation_psi=psi))
-
-
-# --- files -------------------------------------------------------------------------------------
-
-
-def output_path(out, default_name, suffixes=IMAGE_SUFFIXES):
-    """The file to write: ``out`` if it ends with one of ``suffixes``, else ``out/default_name``
-    (``out`` a folder, created if needed). Raises :class:`FigureError` for another suffix."""
-    out = os.fspath(out)
-    suffix = os.path.splitext(out)[1].lower()
-    if suffix in suffixes:
-        return out
-    if suffix and not os.path.isdir(out):
-        raise FigureError(f"{out}: unsupported file type {suffix!r} (use {', '.join(suffixes)} or a folder)")
-    return os.path.join(out, default_name)
-
-
-def save_image(path, image):
-    """Writes one uint8 [H, W, 3] image (format from the suffix); creates the folder. Returns path."""
-    path = os.fspath(path)
-    from PIL import Image
-
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    Image.fromarray(np.asarray(image, np.uint8)).save(path)
-    return path
-
-
-def save_gif(path, frames, duration=40):
-    """Writes uint8 [F, H, W, 3] frames as an endlessly repeating animated GIF, ``duration``
-    milliseconds per frame (Pillow merges identical consecutive frames). Returns path."""
-    path = os.fspath(path)
-    from PIL import Image
-
-    frames = [Image.fromarray(frame) for frame in np.asarray(frames, np.uint8)]
-    if not frames:
-        raise FigureError("no frames to write")
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(duration), loop=0)
-    return path
-
-
-def load_model(path, batch_size=8):
-    """``tf_stylegan.load(path)``, its failures as :class:`FigureError`."""
-    from tf_stylegan.deploy.inference import load
-
-    if int(batch_size) < 1:
-        raise FigureError(f"batch size must be at least 1, got {batch_size}")
-    try:
-        return load(path, batch_size=int(batch_size))
-    except (ValueError, OSError) as error:  # LoadError, OfficialPickleError, unreadable files
-        raise FigureError(str(error) or f"{path}: cannot load a generator") from None

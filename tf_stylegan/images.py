@@ -1,10 +1,13 @@
-"""Images as uint8 arrays: the official float -> uint8 conversion, grids and PNG files."""
+"""Images as uint8 arrays: the official float -> uint8 conversion, grids, and image / GIF files."""
 
 import io
+import os
 
 import numpy as np
 
 from tf_stylegan.files import write_atomically
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # what save_image writes
 
 
 def to_uint8(images):
@@ -38,5 +41,36 @@ def png_bytes(image):
 
 
 def write_png(path, image):
-    """Writes one uint8 [H, W, C] image as a PNG file, atomically."""
+    """Writes one uint8 [H, W, C] image as a PNG file, atomically (any name)."""
     write_atomically(path, png_bytes(image))
+
+
+def save_image(path, image):
+    """Writes one uint8 [H, W, C] image, in the format of the suffix (:data:`IMAGE_SUFFIXES`),
+    atomically; creates the folder. Returns ``path``."""
+    from PIL import Image
+
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ValueError(f"{path}: unsupported image type {suffix!r} (use {', '.join(IMAGE_SUFFIXES)})")
+    image = np.asarray(image, np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(
+        buffer, format=Image.registered_extensions()[suffix])
+    write_atomically(path, buffer.getvalue())
+    return path
+
+
+def save_gif(path, frames, duration=40):
+    """Writes uint8 [F, H, W, 3] frames as an endlessly repeating animated GIF, ``duration``
+    milliseconds per frame (Pillow merges identical consecutive frames), atomically. Returns ``path``."""
+    from PIL import Image
+
+    frames = [Image.fromarray(frame) for frame in np.asarray(frames, np.uint8)]
+    if not frames:
+        raise ValueError("no frames to write")
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=int(duration), loop=0)
+    write_atomically(path, buffer.getvalue())
+    return os.fspath(path)

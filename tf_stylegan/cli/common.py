@@ -2,6 +2,7 @@
 the output line of a written image."""
 
 import argparse
+import os
 import re
 import sys
 
@@ -56,3 +57,19 @@ def wrote(path, image, detail=""):
     """The line that reports a written image."""
     height, width = image.shape[:2]
     print(f"wrote {path} ({width}x{height} px{detail})")
+
+
+def output_path(out, default_name, suffixes=None):
+    """The file to write: ``out`` if it ends with one of ``suffixes`` (default: the image types),
+    else ``out/default_name`` (``out`` a folder). ValueError for another suffix."""
+    from tf_stylegan.images import IMAGE_SUFFIXES
+
+    suffixes = suffixes or IMAGE_SUFFIXES
+    out = os.fspath(out)
+    suffix = os.path.splitext(out)[1].lower()
+    if suffix in suffixes:
+        return out
+    if suffix and not os.path.isdir(out):
+        raise ValueError(f"{out}: unsupported file type {suffix!r} (use {', '.join(suffixes)} or a folder)")
+    return os.path.join(out, default_name)
+

@@ -2,12 +2,20 @@
 
 import os
 
-from tf_stylegan.cli.common import add_command, add_option, fail, wrote
+from tf_stylegan.cli.common import add_command, add_option, fail, output_path, wrote
+from tf_stylegan.images import IMAGE_SUFFIXES, save_gif, save_image
 
 
 def _figure_model(figures, args):
-    """The loaded model of a figure command (FigureError for a bad path or batch size)."""
-    return figures.load_model(args.model, args.batch_size)
+    """``tf_stylegan.load`` of the command's model, its failures as FigureError."""
+    from tf_stylegan.deploy.inference import load
+
+    if int(args.batch_size) < 1:
+        raise figures.FigureError(f"batch size must be at least 1, got {args.batch_size}")
+    try:
+        return load(args.model, batch_size=int(args.batch_size))
+    except (ValueError, OSError) as error:  # LoadError, OfficialPickleError, unreadable files
+        raise figures.FigureError(str(error) or f"{args.model}: cannot load a generator") from None
 
 
 def figure_generate(args):
@@ -18,18 +26,18 @@ def figure_generate(args):
         seeds = figures.parse_seeds(args.seeds)
         if args.grid is not None and args.grid < 1:
             raise figures.FigureError(f"--grid must be at least 1, got {args.grid}")
-        to_file = os.path.splitext(args.out)[1].lower() in figures.IMAGE_SUFFIXES
-        figures.output_path(args.out, "grid.png")  # rejects an unsupported suffix before loading
+        to_file = os.path.splitext(args.out)[1].lower() in IMAGE_SUFFIXES
+        output_path(args.out, "grid.png")  # rejects an unsupported suffix before loading
         images = figures.generate_images(_figure_model(figures, args), seeds, args.truncation_psi)
         columns = figures.grid_columns(len(seeds), args.grid)
         if not to_file:
             for seed, image in zip(seeds, images):
-                wrote(figures.save_image(os.path.join(args.out, f"seed{seed:04d}.png"), image), image)
+                wrote(save_image(os.path.join(args.out, f"seed{seed:04d}.png"), image), image)
         if to_file or args.grid is not None:
             grid = figures.image_grid(images, columns)
-            path = figures.save_image(figures.output_path(args.out, "grid.png"), grid)
+            path = save_image(output_path(args.out, "grid.png"), grid)
             wrote(path, grid, f", {len(seeds)} seeds in {columns} columns")
-    except (figures.FigureError, OSError) as error:
+    except (ValueError, OSError) as error:  # FigureError, bad output paths
         return fail(str(error))
     return 0
 
@@ -42,14 +50,14 @@ def figure_style_mix(args):
         rows, columns = figures.parse_seeds(args.rows), figures.parse_seeds(args.cols)
         if len(args.styles) not in (1, len(rows)):
             raise figures.FigureError(f"give one --styles, or one per row ({len(rows)}), got {len(args.styles)}")
-        path = figures.output_path(args.out, "style-mix.png")
+        path = output_path(args.out, "style-mix.png")
         model = _figure_model(figures, args)
         styles = args.styles if len(args.styles) > 1 else args.styles[0]
         described = sorted(set(figures.describe_styles(spec, model.num_layers) for spec in args.styles))
         image = figures.style_mixing_figure(model, rows, columns, styles, args.truncation_psi)
-        wrote(figures.save_image(path, image), image,
+        wrote(save_image(path, image), image,
                f", {len(rows)} rows x {len(columns)} columns of {model.resolution} px; styles " + "; ".join(described))
-    except (figures.FigureError, OSError) as error:
+    except (ValueError, OSError) as error:  # FigureError, bad output paths
         return fail(str(error))
     return 0
 
@@ -61,13 +69,13 @@ def figure_truncation(args):
     try:
         seeds = figures.parse_seeds(args.seeds)
         psis = figures.truncation_psis(args.steps)
-        path = figures.output_path(args.out, "truncation.png")
+        path = output_path(args.out, "truncation.png")
         model = _figure_model(figures, args)
         image = figures.truncation_figure(model, seeds, args.steps)
-        wrote(figures.save_image(path, image), image,
+        wrote(save_image(path, image), image,
                f", {len(seeds)} seeds x psi " + " ".join(f"{psi:g}" for psi in psis)
                + f" (on layers below {model.truncation_cutoff} of {model.num_layers})")
-    except (figures.FigureError, OSError) as error:
+    except (ValueError, OSError) as error:  # FigureError, bad output paths
         return fail(str(error))
     return 0
 
@@ -80,16 +88,16 @@ def figure_noise(args):
         seeds = figures.parse_seeds(args.seeds)
         if args.draws < 2:
             raise figures.FigureError(f"--draws must be at least 2, got {args.draws}")
-        path = figures.output_path(args.out, "noise.png")
+        path = output_path(args.out, "noise.png")
         model = _figure_model(figures, args)
         image, means = figures.noise_figure(model, seeds, args.draws, args.truncation_psi, args.noise_seed)
         groups = figures.noise_layer_groups(model.num_layers)
-        wrote(figures.save_image(path, image), image,
+        wrote(save_image(path, image), image,
                f", {len(seeds)} row(s): all / no / fine {figures.describe_layers(groups['fine'])} / "
                f"coarse {figures.describe_layers(groups['coarse'])} noise, std map")
         for seed, mean in zip(seeds, means):
             print(f"  seed {seed}: mean per-pixel std over {args.draws} noise draws {mean:.3f} (pixel values 0-255)")
-    except (figures.FigureError, OSError) as error:
+    except (ValueError, OSError) as error:  # FigureError, bad output paths
         return fail(str(error))
     return 0
 
@@ -104,12 +112,12 @@ def figure_interpolate(args):
             raise figures.FigureError("an interpolation needs at least two seeds")
         if args.frames < 1 or args.duration < 1:
             raise figures.FigureError("--frames and --duration must be at least 1")
-        path = figures.output_path(args.out, f"interpolate-{args.space}.gif", suffixes=(".gif",))
+        path = output_path(args.out, f"interpolate-{args.space}.gif", suffixes=(".gif",))
         frames = figures.interpolation_frames(_figure_model(figures, args), seeds, args.frames, args.space,
                                               args.loop, args.truncation_psi)
-        wrote(figures.save_gif(path, frames, args.duration), frames[0],
+        wrote(save_gif(path, frames, args.duration), frames[0],
                f", {len(frames)} frames of {args.duration} ms, {args.space} space{', looping' if args.loop else ''}")
-    except (figures.FigureError, OSError) as error:
+    except (ValueError, OSError) as error:  # FigureError, bad output paths
         return fail(str(error))
     return 0
 

@@ -4,7 +4,7 @@ import json
 import os
 
 import tf_stylegan
-from tf_stylegan.cli.common import add_command, add_option, fail, wrote
+from tf_stylegan.cli.common import add_command, add_option, fail, output_path, wrote
 
 
 def metrics(args):
@@ -34,13 +34,14 @@ def metrics(args):
 
 def curve(args):
     """The run's metrics.jsonl as a PNG chart, one panel per metric."""
-    from tf_stylegan import charts, figures
+    from tf_stylegan import charts
+    from tf_stylegan.images import save_image
 
     try:
-        path = figures.output_path(args.out or args.run_dir, "metrics.png")
+        path = output_path(args.out or args.run_dir, "metrics.png")
         image = charts.metric_curves(args.run_dir, args.metric)
-        wrote(figures.save_image(path, image), image)
-    except (charts.ChartError, figures.FigureError, OSError) as error:
+        wrote(save_image(path, image), image)
+    except (charts.ChartError, ValueError, OSError) as error:
         return fail(str(error))
     return 0
 
