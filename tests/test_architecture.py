@@ -20,7 +20,7 @@ ALLOWED = {
     "deploy": {"nn", "formats", "files"},
     "metrics": {"nn", "data", "deploy", "files"},
     "training": {"nn", "data", "formats", "deploy", "metrics", "files", "images"},
-    "figures": {"nn", "deploy", "training", "images"},
+    "figures": {"images"},
     "bench": {"nn", "data", "formats", "deploy", "metrics", "training", "files", "images"},
     "cli": {"nn", "data", "formats", "deploy", "metrics", "training", "figures", "charts", "bench", "files", "images",
             "__init__"},
