@@ -166,39 +166,3 @@ def full_resolution_kimg(resolution_log2, lod_initial_resolution=4, lod_training
     if phase_dur == 0:
         return math.inf
     return float(initial_lod * phase_dur)
-
-
-# Official configurations (NVlabs/stylegan @ 1e0d5c7, train.py, StyleGAN branch), as training_schedule
-# keyword arguments; a copy of the gin presets (tests/test_schedule.py keeps them equal). num_replicas is
-# not part of a preset: the trainer passes its replica count (the official presets assume 8 or 1 GPUs, as
-# named). lod_training_kimg / lod_transition_kimg are the official defaults (600 / 600) and tick_kimg_dict
-# the official default (DEFAULT_TICK_KIMG_DICT) in all of them. Since 7a18308 ("Better learning rate
-# progression for 1-4 GPUs") the learning rates are the "Default options" for every GPU count.
-_FFHQ_LRATE = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
-PRESETS = {
-    # "-8gpu" line + "Default options" (lod_initial_resolution = 8, the learning rates above).
-    "ffhq_8gpu": dict(
-        lod_initial_resolution=8,
-        minibatch_base=32,
-        minibatch_dict={4: 512, 8: 256, 16: 128, 32: 64, 64: 32},
-        G_lrate_dict=dict(_FFHQ_LRATE),
-        D_lrate_dict=dict(_FFHQ_LRATE),
-    ),
-    # "-1gpu" line (commented out there) + "Default options": only the minibatches differ.
-    "ffhq_1gpu": dict(
-        lod_initial_resolution=8,
-        minibatch_base=4,
-        minibatch_dict={4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8, 512: 4},
-        G_lrate_dict=dict(_FFHQ_LRATE),
-        D_lrate_dict=dict(_FFHQ_LRATE),
-    ),
-    # "-8gpu" + "Default options" + "WGAN-GP loss for CelebA-HQ": learning rates capped at 0.002
-    # ({k: min(v, 0.002)}), loss WGANGP.
-    "celebahq_8gpu": dict(
-        lod_initial_resolution=8,
-        minibatch_base=32,
-        minibatch_dict={4: 512, 8: 256, 16: 128, 32: 64, 64: 32},
-        G_lrate_dict={128: 0.0015, 256: 0.002, 512: 0.002, 1024: 0.002},
-        D_lrate_dict={128: 0.0015, 256: 0.002, 512: 0.002, 1024: 0.002},
-    ),
-}
