@@ -104,7 +104,7 @@ def test_generate_and_grid(model):
     assert images.shape == (3, SIZE, SIZE, 3) and images.dtype == np.uint8
     np.testing.assert_array_equal(figures.generate_images(model, [3, 1])[1], images[0])  # same seed, same image
     assert not np.array_equal(images[0], images[1])
-    grid = figures.seed_grid(model, [1, 2, 3])  # 2 columns: ceil(sqrt(3))
+    grid = figures.image_grid(images, figures.grid_columns(3))  # 2 columns: ceil(sqrt(3))
     assert grid.shape == (2 * SIZE, 2 * SIZE, 3)
     for index in range(3):
         np.testing.assert_array_equal(_cell(grid, index // 2, index % 2), images[index])

@@ -198,13 +198,6 @@ def generate_images(model, seeds, truncation_psi=None):
     return _rgb(model.generate(seeds=seeds, truncation_psi=truncation_psi))
 
 
-def seed_grid(model, seeds, columns=None, truncation_psi=None):
-    """uint8 [ceil(N / columns) * S, columns * S, 3]: the seeds' images in row-major order
-    (``columns`` default: ceil(sqrt(N)))."""
-    images = generate_images(model, seeds, truncation_psi)
-    return image_grid(images, grid_columns(len(images), columns))
-
-
 def style_mixing_dlatents(row_dlatents, column_dlatents, layers):
     """[R, C, L, D]: cell (i, j) is ``row_dlatents[i]`` with ``layers`` taken from
     ``column_dlatents[j]`` (``layers``: one layer collection, or one per row)."""

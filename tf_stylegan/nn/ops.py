@@ -109,12 +109,6 @@ def adaptive_instance_norm(x, scale, shift, use_instance_norm=True, epsilon=NORM
     return x * scale + shift
 
 
-def instance_norm(x, epsilon=NORM_EPSILON):
-    """``(x - mean_HW) * rsqrt(var_HW + eps)`` per sample and channel."""
-    mean, inv_std = instance_norm_stats(x, epsilon)
-    return (x - mean) * inv_std
-
-
 def flip_kernel(kernel):
     """[k, k, in, out] -> [k, k, out, in] rotated 180 degrees: the kernel of a conv's input gradient."""
     return tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
