@@ -17,8 +17,8 @@ import os
 
 import gin
 from tf_stylegan import data
-from tf_stylegan import metrics as metrics_lib
 from tf_stylegan.files import write_atomically
+from tf_stylegan.metrics import FID, KID, PPL, EmojiFD, FeatureDistance, lpips_vgg16
 from tf_stylegan.nn import discriminator, generator
 from tf_stylegan.training import losses, schedule
 from tf_stylegan.training.checkpoints import CHECKPOINT_DIR
@@ -50,12 +50,12 @@ Discriminator = gin.configurable("Discriminator", module="tf_stylegan")(
 gin.configurable("LogisticR1", module="tf_stylegan")(losses.LogisticR1)
 gin.configurable("WGANGP", module="tf_stylegan")(losses.WGANGP)
 training_schedule = gin.configurable("training_schedule", module="tf_stylegan")(schedule.training_schedule)
-gin.configurable("FID", module="tf_stylegan")(metrics_lib.FID)
-gin.configurable("KID", module="tf_stylegan")(metrics_lib.KID)
-gin.configurable("EmojiFD", module="tf_stylegan")(metrics_lib.EmojiFD)
-gin.configurable("PPL", module="tf_stylegan")(metrics_lib.PPL)
-gin.configurable("FeatureDistance", module="tf_stylegan")(metrics_lib.FeatureDistance)
-gin.configurable("lpips_vgg16", module="tf_stylegan")(metrics_lib.lpips_vgg16)
+gin.configurable("FID", module="tf_stylegan")(FID)
+gin.configurable("KID", module="tf_stylegan")(KID)
+gin.configurable("EmojiFD", module="tf_stylegan")(EmojiFD)
+gin.configurable("PPL", module="tf_stylegan")(PPL)
+gin.configurable("FeatureDistance", module="tf_stylegan")(FeatureDistance)
+gin.configurable("lpips_vgg16", module="tf_stylegan")(lpips_vgg16)
 
 
 class RunDirectoryError(ValueError):

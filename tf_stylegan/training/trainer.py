@@ -22,15 +22,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_stylegan import data as data_lib
+from tf_stylegan.data import real_images_pipeline
 from tf_stylegan.formats import snapshot
 from tf_stylegan.images import image_grid, to_uint8, write_png
 from tf_stylegan.nn import precision
 from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
 from tf_stylegan.training import reporting
-from tf_stylegan.training import schedule as schedule_lib
-from tf_stylegan.training import step as step_lib
 from tf_stylegan.training.checkpoints import (
     CHECKPOINT_DIR,
     CheckpointError,
@@ -40,7 +38,12 @@ from tf_stylegan.training.checkpoints import (
 )
 from tf_stylegan.training.losses import LogisticR1
 from tf_stylegan.training.reporting import duration
-from tf_stylegan.training.step import TrainStep
+from tf_stylegan.training.schedule import (
+    gs_beta,
+    optimizer_reset_needed,
+    training_schedule,
+)
+from tf_stylegan.training.step import TrainStep, all_finite
 
 
 class NonFiniteLossError(RuntimeError):
@@ -75,7 +78,7 @@ class Trainer:
         generator=Generator,  # callable(**kwargs) -> Generator (gin passes a configured class)
         discriminator=Discriminator,
         loss=None,  # LogisticR1 (default) or WGANGP
-        schedule=schedule_lib.training_schedule,  # callable(cur_nimg, resolution_log2, num_replicas)
+        schedule=training_schedule,  # callable(cur_nimg, resolution_log2, num_replicas)
         total_kimg=25000,
         seed=0,
         mirror_augment=True,
@@ -160,7 +163,7 @@ class Trainer:
             target.assign(source)  # Gs starts as a copy of G, as official
         checked = [v for network in (self.G, self.D, self.Gs, self.G_opt, self.D_opt) for v in network.variables
                    if v.dtype in ("float32", "float16", "bfloat16")]
-        self._weights_finite = tf.function(lambda: step_lib.all_finite([tf.convert_to_tensor(v) for v in checked]))
+        self._weights_finite = tf.function(lambda: all_finite([tf.convert_to_tensor(v) for v in checked]))
 
         self.checkpoint = tf.train.Checkpoint(
             G=snapshot.variable_tree(self.G), D=snapshot.variable_tree(self.D), Gs=snapshot.variable_tree(self.Gs),
@@ -174,9 +177,9 @@ class Trainer:
         self._steps = {}
         self._stop_requested = False
         if self.metrics and self.is_chief:
-            from tf_stylegan import metrics as metrics_lib
+            from tf_stylegan.metrics import prepare
 
-            metrics_lib.prepare(self.metrics)  # a missing weights file stops the run before it starts
+            prepare(self.metrics)  # a missing weights file stops the run before it starts
         self._grid_latents = np.random.RandomState(self.seed).randn(
             grid_size[0] * grid_size[1], self.G.latent_size).astype(np.float32)
 
@@ -276,7 +279,7 @@ class Trainer:
         local = global_batch // self.num_replicas
 
         def dataset_fn(context):
-            return data_lib.real_images_pipeline(
+            return real_images_pipeline(
                 images, local, seed=self.seed, start_index=start_index, mirror_augment=self.mirror_augment,
                 num_shards=context.num_input_pipelines, shard_index=context.input_pipeline_id)
 
@@ -286,7 +289,7 @@ class Trainer:
 
     def _set_phase(self, phase):
         lod = float(phase.lod)
-        if self.reset_optimizer_on_lod_change and schedule_lib.optimizer_reset_needed(
+        if self.reset_optimizer_on_lod_change and optimizer_reset_needed(
                 float(self.prev_lod.numpy()), lod):
             for optimizer in (self.G_opt, self.D_opt):  # fresh Adam state; the learning rates are set below
                 for variable in optimizer.variables:
@@ -361,7 +364,7 @@ class Trainer:
                 iterator = self.real_batches(phase.resolution, phase.minibatch, int(self.cur_nimg.numpy()))
                 iterator_key = (phase.resolution, phase.minibatch)
             step = self.train_step(phase.resolution, phase.minibatch)
-            beta = tf.constant(schedule_lib.gs_beta(phase.minibatch, self.G_smoothing_kimg), tf.float32)
+            beta = tf.constant(gs_beta(phase.minibatch, self.G_smoothing_kimg), tf.float32)
             for _ in range(self.minibatch_repeats):
                 step_index = int(self.step_count.numpy())
                 seed = tf.constant([self.seed, step_index], tf.int64)
@@ -441,14 +444,14 @@ class Trainer:
         A failing metric is reported and training goes on."""
         if not self.is_chief:
             return {}
-        from tf_stylegan import metrics as metrics_lib
         from tf_stylegan.deploy import inference
+        from tf_stylegan.metrics import evaluate
 
         if self._Gs_inference is None:
             self._Gs_inference = inference.from_generator(self.Gs)
         nimg = int(self.cur_nimg.numpy())
         try:
-            results = metrics_lib.evaluate(self.metrics, self._Gs_inference, self.dataset,
+            results = evaluate(self.metrics, self._Gs_inference, self.dataset,
                                            print_fn=lambda line: self.print(f"kimg {nimg / 1000:9.3f}  {line}"))
         except Exception as error:  # a metric must not end a training run; the checkpoint is written
             self.print(f"kimg {nimg / 1000:9.3f}  metrics failed, training continues: {type(error).__name__}: {error}")
