@@ -200,7 +200,7 @@ def test_missing_inception_weights_offline_say_how_to_provide_them(tmp_path, mon
         raise Exception("URL fetch failure: [Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(keras.utils, "get_file", offline)
-    with pytest.raises(metrics.MetricError, match="could not be downloaded.*--inception_weights"):
+    with pytest.raises(metrics.MetricError, match="could not be downloaded.*--inception-weights"):
         metrics.InceptionFeatures("imagenet")
     with pytest.raises(metrics.MetricError, match="not found"):
         metrics.InceptionFeatures(str(tmp_path / "missing.h5"))
