@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from tf_stylegan.formats.snapshot import CHECKPOINT_DIR
 
-__all__ = ["CHECKPOINT_DIR", "CheckpointError", "checkpoint_prefixes", "checkpoint_problem", "first_readable"]
+__all__ = ["CHECKPOINT_DIR", "CheckpointError", "checkpoint_directory", "checkpoint_prefixes", "checkpoint_problem",
+           "first_readable", "is_chief"]
 
 
 class CheckpointError(RuntimeError):
@@ -60,3 +61,19 @@ def first_readable(checkpoint, candidates, print_fn=print):
         skipped.append(f"{os.path.basename(candidate)} ({problem})")
     raise CheckpointError(f"no checkpoint in {os.path.dirname(candidates[0])} reads completely: "
                           f"{'; '.join(skipped)}. Start a new run, or restore the files from a copy.")
+
+
+def is_chief(strategy):
+    """True on the one process of ``strategy`` that writes checkpoints, samples and logs."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster or resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+
+
+def checkpoint_directory(run_dir, strategy):
+    """The run's checkpoint folder; non-chief workers write to a private one they delete."""
+    if is_chief(strategy):
+        return os.path.join(run_dir, CHECKPOINT_DIR)
+    return os.path.join(run_dir, f".worker{strategy.cluster_resolver.task_id}-checkpoints")

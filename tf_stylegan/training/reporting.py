@@ -40,3 +40,29 @@ def duration(seconds):
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
+
+def progress_line(nimg, total_nimg, phase, metrics, tick, eta_seconds):
+    """The progress line of a tick. ``tick``: ``images_per_s``, ``outside_graph`` (share of the time
+    outside the step function), ``skipped`` ({"D": n, "G": n} updates skipped this session)."""
+    losses = "  ".join(f"{name.split('/')[-1]} {value:7.4f}" for name, value in sorted(metrics.items()))
+    skipped = tick["skipped"]
+    skipped = f"  skipped D {skipped['D']} G {skipped['G']}" if sum(skipped.values()) else ""
+    return (f"kimg {nimg / 1000:9.3f}/{total_nimg / 1000:g}  {phase.resolution:>4}px  "
+            f"fade {phase.fade:4.2f}  lod {phase.lod:5.3f}  {tick['images_per_s']:7.2f} img/s  "
+            f"outside graph {100 * tick['outside_graph']:2.0f}%  {losses}{skipped}  ETA {duration(eta_seconds)}")
+
+
+def log_tick(writer, nimg, phase, metrics, tick):
+    """A tick's TensorBoard scalars: the step's metrics, progress, speed, learning rates (``tick["D_lrate"]``:
+    D's effective rate) and skipped updates."""
+    with writer.as_default(step=nimg):
+        for name, value in metrics.items():
+            scalar(name, value)
+        for name, value in (("Progress/kimg", nimg / 1000), ("Progress/lod", phase.lod),
+                            ("Progress/resolution", phase.resolution), ("Progress/fade", phase.fade),
+                            ("Speed/images_per_s", tick["images_per_s"]),
+                            ("Speed/outside_graph_share", tick["outside_graph"]),
+                            ("LearningRate/G", phase.G_lrate), ("LearningRate/D", tick["D_lrate"]),
+                            ("Train/skipped_D", tick["skipped"]["D"]), ("Train/skipped_G", tick["skipped"]["G"])):
+            scalar(name, value)
+

@@ -32,12 +32,13 @@ from tf_stylegan.training import reporting
 from tf_stylegan.training.checkpoints import (
     CHECKPOINT_DIR,
     CheckpointError,
+    checkpoint_directory,
     checkpoint_prefixes,
     checkpoint_problem,
     first_readable,
+    is_chief,
 )
 from tf_stylegan.training.losses import LogisticR1
-from tf_stylegan.training.reporting import duration
 from tf_stylegan.training.schedule import (
     gs_beta,
     optimizer_reset_needed,
@@ -188,17 +189,10 @@ class Trainer:
     @property
     def is_chief(self):
         """True on the one process that writes checkpoints, samples and logs."""
-        resolver = getattr(self.strategy, "cluster_resolver", None)
-        cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
-        if not cluster or resolver.task_type == "chief":
-            return True
-        return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+        return is_chief(self.strategy)
 
     def _checkpoint_directory(self):
-        """The run's checkpoint folder; non-chief workers write to a private one they delete."""
-        if self.is_chief:
-            return os.path.join(self.run_dir, CHECKPOINT_DIR)
-        return os.path.join(self.run_dir, f".worker{self.strategy.cluster_resolver.task_id}-checkpoints")
+        return checkpoint_directory(self.run_dir, self.strategy)
 
     def restore(self, path=None):
         """Restores everything from ``path``, or from the run's newest checkpoint that reads completely;
@@ -415,27 +409,11 @@ class Trainer:
 
     def _report(self, phase, metrics, mean_speed, writer):
         nimg = int(self.cur_nimg.numpy())
-        speed, outside_graph = self.last_tick["images_per_s"], self.last_tick["outside_graph"]
+        tick = dict(self.last_tick, D_lrate=phase.D_lrate * self.D_update_ratio, skipped=self.skipped_updates)
         remaining = (self.total_nimg - nimg) / max(mean_speed, 1e-9)
-        losses = "  ".join(f"{name.split('/')[-1]} {value:7.4f}" for name, value in sorted(metrics.items()))
-        skipped = sum(self.skipped_updates.values())
-        skipped = f"  skipped D {self.skipped_updates['D']} G {self.skipped_updates['G']}" if skipped else ""
-        self.print(f"kimg {nimg / 1000:9.3f}/{self.total_nimg / 1000:g}  {phase.resolution:>4}px  "
-                   f"fade {phase.fade:4.2f}  lod {phase.lod:5.3f}  {speed:7.2f} img/s  "
-                   f"outside graph {100 * outside_graph:2.0f}%  {losses}{skipped}  "
-                   f"ETA {duration(remaining)}")
-        if writer is None:
-            return
-        with writer.as_default(step=nimg):
-            for name, value in metrics.items():
-                reporting.scalar(name, value)
-            for name, value in (("Progress/kimg", nimg / 1000), ("Progress/lod", phase.lod),
-                                ("Progress/resolution", phase.resolution), ("Progress/fade", phase.fade),
-                                ("Speed/images_per_s", speed), ("Speed/outside_graph_share", outside_graph),
-                                ("LearningRate/G", phase.G_lrate), ("LearningRate/D", phase.D_lrate * self.D_update_ratio),
-                                ("Train/skipped_D", self.skipped_updates["D"]),
-                                ("Train/skipped_G", self.skipped_updates["G"])):
-                reporting.scalar(name, value)
+        self.print(reporting.progress_line(nimg, self.total_nimg, phase, metrics, tick, remaining))
+        if writer is not None:
+            reporting.log_tick(writer, nimg, phase, metrics, tick)
 
     def evaluate_metrics(self, writer=None):
         """Runs the metrics on Gs (chief only, after the checkpoint of the same kimg): prints them, logs
@@ -452,7 +430,7 @@ class Trainer:
         nimg = int(self.cur_nimg.numpy())
         try:
             results = evaluate(self.metrics, self._Gs_inference, self.dataset,
-                                           print_fn=lambda line: self.print(f"kimg {nimg / 1000:9.3f}  {line}"))
+                               print_fn=lambda line: self.print(f"kimg {nimg / 1000:9.3f}  {line}"))
         except Exception as error:  # a metric must not end a training run; the checkpoint is written
             self.print(f"kimg {nimg / 1000:9.3f}  metrics failed, training continues: {type(error).__name__}: {error}")
             return {}
