@@ -13,17 +13,19 @@ from helpers import box_down, nchw, nhwc, normal, upsample
 from layer_testing import check_layer
 
 from tf_stylegan.nn.layers import (
-    AdaIN,
     Blur,
-    ConstantInput,
     EqualizedConv2D,
     EqualizedDense,
     FromRGB,
-    LayerEpilogue,
     MinibatchStddev,
-    NoiseInjection,
     PixelNorm,
     ToRGB,
+)
+from tf_stylegan.nn.style_layers import (
+    AdaIN,
+    ConstantInput,
+    LayerEpilogue,
+    NoiseInjection,
 )
 
 SQRT2 = np.sqrt(2.0)

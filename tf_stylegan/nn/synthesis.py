@@ -6,15 +6,8 @@ import keras
 from keras import ops
 
 from tf_stylegan.nn import ops as sg_ops
-from tf_stylegan.nn.layers import (
-    Blur,
-    ConstantInput,
-    EqualizedConv2D,
-    EqualizedDense,
-    LayerEpilogue,
-    ToRGB,
-    register,
-)
+from tf_stylegan.nn.layers import Blur, EqualizedConv2D, EqualizedDense, ToRGB, register
+from tf_stylegan.nn.style_layers import ConstantInput, LayerEpilogue
 
 
 def resolution_log2(resolution):
