@@ -65,8 +65,8 @@ def test_image_grid_is_row_major_with_black_cells_and_png_round_trips(tmp_path):
     assert grid[0, 3, 0] == 20 and grid[2, 3, 0] == 50 and grid[2, 6, 0] == 0
     with pytest.raises(ValueError, match="columns"):
         images.image_grid(tiles, 0)
-    images.write_png(tmp_path / "grid.png", grid)
+    images.save_image(tmp_path / "grid.png", grid)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "grid.png")), grid)
     gray = np.arange(6, dtype=np.uint8).reshape(2, 3, 1)
-    images.write_png(tmp_path / "gray.png", gray)
+    images.save_image(tmp_path / "gray.png", gray)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "gray.png")), gray[..., 0])

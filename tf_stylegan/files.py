@@ -6,11 +6,14 @@ import shutil
 import tempfile
 
 
-def _default_mode():
-    """0666 less the process umask: the mode ``open()`` would give a new file."""
-    umask = os.umask(0)
+def _process_umask():
+    umask = os.umask(0)  # reading it means setting it: done once, at import, before any worker thread
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+# The mode open() gives a new file: 0666 less the umask (mkstemp's own is 0600).
+_NEW_FILE_MODE = 0o666 & ~_process_umask()
 
 
 @contextlib.contextmanager
@@ -26,7 +29,7 @@ def atomic_file(path, suffix=".tmp"):
     os.close(descriptor)
     try:
         yield staging
-        os.chmod(staging, _default_mode())
+        os.chmod(staging, _NEW_FILE_MODE)
         os.replace(staging, path)
     finally:
         if os.path.exists(staging):

@@ -30,21 +30,6 @@ def image_grid(images, columns):
     return grid.reshape(rows * height, columns * width, channels)
 
 
-def png_bytes(image):
-    """One uint8 [H, W, C] image (C 1 or 3) as a PNG file's bytes."""
-    from PIL import Image
-
-    image = np.asarray(image, np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def write_png(path, image):
-    """Writes one uint8 [H, W, C] image as a PNG file, atomically (any name)."""
-    write_atomically(path, png_bytes(image))
-
-
 def save_image(path, image):
     """Writes one uint8 [H, W, C] image, in the format of the suffix (:data:`IMAGE_SUFFIXES`),
     atomically; creates the folder. Returns ``path``."""

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from tf_stylegan.data import real_images_pipeline
 from tf_stylegan.formats import snapshot
-from tf_stylegan.images import image_grid, to_uint8, write_png
+from tf_stylegan.images import image_grid, save_image, to_uint8
 from tf_stylegan.nn import precision
 from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
@@ -455,9 +455,8 @@ class Trainer:
             return
         grid = self.sample_grid()
         folder = os.path.join(self.run_dir, "samples")
-        os.makedirs(folder, exist_ok=True)
         nimg = int(self.cur_nimg.numpy())
-        write_png(os.path.join(folder, f"fakes{nimg:09d}.png"), grid)  # images shown so far
+        save_image(os.path.join(folder, f"fakes{nimg:09d}.png"), grid)  # images shown so far
         if writer is not None:
             with writer.as_default(step=nimg):
                 reporting.image("Samples/Gs", grid)
