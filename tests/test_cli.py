@@ -221,6 +221,18 @@ def test_bench_train_of_a_gin_file_measures_every_phase_of_its_schedule(capsys):
     assert "roofline =" in printed
 
 
+def test_bench_train_of_a_gin_file_takes_its_bindings_and_the_chosen_phases(capsys):
+    code, printed, _ = cli(["bench", "train", "--gin-file", TINY, "--gin-param", "LogisticR1.r1_gamma=3.0",
+                            "--gin-param", "LogisticR1.r1_interval=2", "--resolution", "4", "--repeats", "1"], capsys)
+    assert code == 0 and "R1 gamma 3.0 every 2 steps (lazy)" in printed
+    rows = [line.split() for line in printed.splitlines() if line.strip().startswith(("4²", "8²"))]
+    assert [row[:3] for row in rows] == [["4²", "8²", "8"]]  # tiny.gin: 8x8 networks, minibatch_base 8
+    code, _, err = cli(["bench", "train", "--gin-file", TINY, "--resolution", "32"], capsys)
+    assert code == 1 and "--resolution 32: the schedule's phases are 4², 8² fade, 8²" in err
+    code, _, err = cli(["bench", "train", "--gin-file", TINY, "--gin-param", "Generator.no_such_argument=1"], capsys)
+    assert code == 1 and "Generator has no argument(s) ['no_such_argument']" in err
+
+
 def _tiny_macs():
     """Hand count for resolution 8, fmap_base 64 / fmap_max 16 (16 maps), latent 16, 8 mapping layers."""
     mapping = 8 * 16 * 16

@@ -1,5 +1,6 @@
 """``bench``: generator inference, training speed, export, FID features, or training quality in a time budget."""
 
+import dataclasses
 import json
 import math
 import os
@@ -20,24 +21,33 @@ def bench(args):
                   dlatent_size=args.latent_size, mapping_fmaps=args.latent_size)
     if args.what == "train":
         networks, phases = {}, None
-        if args.gin_file:  # the networks of a training config: its Generator / Discriminator bindings
-            import gin
+        r1_gamma, r1_interval = args.r1_gamma, args.r1_interval
+        if args.gin_file:  # the networks, schedule and R1 of a training config (with its --gin-param bindings)
             from tf_stylegan.training import configurables
 
-            configurables.parse(args.gin_file)
+            error = parse_gin(args.gin_file, args.gin_param)
+            if error:
+                return error
             networks = dict(generator=configurables.Generator, discriminator=configurables.Discriminator)
             widths = {}
-            if not args.resolution:  # every phase of the config's schedule
-                try:
-                    network_resolution = gin.query_parameter("train.resolution") or args.network_resolution[0]
-                except ValueError:  # not bound: TFRecords give it
-                    network_resolution = args.network_resolution[0]
-                phases = {network_resolution: bench_lib.schedule_phases(
-                    configurables.training_schedule, int(math.log2(network_resolution)))}
-        rows = bench_lib.run_train(resolutions=args.resolution or [32, 64], batch=args.batch or 8,
-                                   network_resolutions=args.network_resolution, repeats=args.repeats,
-                                   r1_gamma=args.r1_gamma, r1_interval=args.r1_interval, phases=phases,
-                                   channels=args.channels, profile_top=args.profile, **networks, **widths)
+            network_resolution = _bound("train.resolution") or args.network_resolution[0]
+            r1_gamma = r1_gamma if r1_gamma is not None else _bound("LogisticR1.r1_gamma")
+            r1_interval = r1_interval if r1_interval is not None else _bound("LogisticR1.r1_interval")
+            all_phases = bench_lib.schedule_phases(configurables.training_schedule, int(math.log2(network_resolution)))
+            chosen = [phase if args.batch is None else dataclasses.replace(phase, minibatch=args.batch)
+                      for phase in all_phases if not args.resolution or phase.resolution in args.resolution]
+            if not chosen:
+                return fail(f"--resolution {' '.join(map(str, args.resolution))}: the schedule's phases are "
+                            + ", ".join(bench_lib.phase_label(phase) for phase in all_phases))
+            phases = {network_resolution: chosen}
+        try:
+            rows = bench_lib.run_train(resolutions=args.resolution or [32, 64], batch=args.batch or 8,
+                                       network_resolutions=args.network_resolution, repeats=args.repeats,
+                                       r1_gamma=10.0 if r1_gamma is None else r1_gamma,
+                                       r1_interval=r1_interval or 1, phases=phases,
+                                       channels=args.channels, profile_top=args.profile, **networks, **widths)
+        except ValueError as error:  # the networks' or the loss's arguments (gin bindings, width flags)
+            return fail(str(error))
         best = max(conv.gflops for conv in bench_lib.roofline())
         print(f"roofline = {best:.1f} GFLOP/s (plain 3x3 convs {bench_lib.ROOFLINE_CONVS}, batch 4, this run)")
     elif args.what == "fid":
@@ -52,6 +62,16 @@ def bench(args):
         with open(args.json, "w") as file:
             json.dump(rows, file, indent=1)
     return 0
+
+
+def _bound(binding):
+    """The value gin holds for ``binding`` ('configurable.parameter'), or None where it is not bound."""
+    import gin
+
+    try:
+        return gin.query_parameter(binding)
+    except ValueError:
+        return None
 
 
 def bench_quality(args):
@@ -107,18 +127,19 @@ def add_parsers(commands):
                         default="generator")
     parser.add_argument("--resolution", type=int, nargs="+",
                         help="generator: output resolutions (256 1024); train: stable phases (32 64; with "
-                             "--gin-file and none given: every phase of its schedule); export, fid: 256")
+                             "--gin-file: its schedule's phases at these resolutions, every phase if none given); "
+                             "export, fid: 256")
     add_option(parser, "network-resolution", type=int, nargs="+", default=[1024],
                help="train: full resolution of the networks the phases run in")
-    parser.add_argument("--batch", type=int, help="generator: 4; train: 8; fid: 32")
-    add_option(parser, "r1-gamma", type=float, default=10.0, help="train: R1 weight")
-    add_option(parser, "r1-interval", type=int, default=1,
-               help="train: minibatches per R1 update (lazy R1 above 1; figures are per step)")
+    parser.add_argument("--batch", type=int, help="generator: 4; train: 8 (the --gin-file's schedule); fid: 32")
+    add_option(parser, "r1-gamma", type=float, help="train: R1 weight (10, or the --gin-file's LogisticR1)")
+    add_option(parser, "r1-interval", type=int,
+               help="train: minibatches per R1 update (1, or the --gin-file's; lazy R1 above 1; figures are per step)")
     add_option(parser, "gin-file", action="append", default=[],
                help="train: take the networks from a training config instead of the width flags; "
                     "quality: the training config")
     add_option(parser, "gin-param", action="append", default=[],
-               help="quality: a gin binding, e.g. 'train.total_kimg=100' (repeatable)")
+               help="train, quality: a gin binding, e.g. 'train.total_kimg=100' (repeatable)")
     parser.add_argument("--minutes", type=float, help="quality: wall-time budget of the training run")
     parser.add_argument("--seed", type=int, help="quality: train.seed (default: the config's)")
     parser.add_argument("--out", help="quality: keep the run in this folder (default: a temporary one)")
