@@ -158,9 +158,11 @@ def trainer_from_official(run_dir, loss):
     """A one-replica Trainer whose G, D and Gs hold network-small.pkl's weights."""
     G0, D0, Gs0 = official_networks("network-small.pkl")
     levels = {r: np.zeros((4, r, r, 3), np.uint8) for r in (4, 8, 16)}
-    trainer = one_replica_trainer(run_dir, levels, _constructor_arguments(G0), _constructor_arguments(D0), loss)
+    trainer = one_replica_trainer(run_dir, levels, _constructor_arguments(G0), _constructor_arguments(D0),
+                                  loss)
     for ours, theirs in ((trainer.G, G0), (trainer.D, D0), (trainer.Gs, Gs0)):
-        assert [v.path.split("/", 1)[1] for v in ours.variables] == [v.path.split("/", 1)[1] for v in theirs.variables]
+        assert ([v.path.split("/", 1)[1] for v in ours.variables]
+                == [v.path.split("/", 1)[1] for v in theirs.variables])
         for target, source in zip(ours.variables, theirs.variables):
             target.assign(source)
     return trainer
@@ -208,7 +210,8 @@ def train_in_process(run_dir, bindings=(), gin_files=(TINY,), resume=False, **kw
     lines = []
     gin.clear_config()
     try:
-        configurables.parse([] if resume else list(gin_files), list(bindings), run_dir=str(run_dir), resume=resume)
+        configurables.parse([] if resume else list(gin_files), list(bindings), run_dir=str(run_dir),
+                            resume=resume)
         trainer = configurables.train(run_dir=str(run_dir), resume=resume, print_fn=lines.append, **kwargs)
     finally:
         gin.clear_config()

@@ -44,7 +44,8 @@ HTTP_STATUS = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRE
                grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.NOT_FOUND: 404,
                grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.RESOURCE_EXHAUSTED: 429}
 PREDICT_PATH = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?:predict", re.I)
-STATUS_PATH = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<metadata>/metadata)?", re.I)
+STATUS_PATH = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
+                         r"(?P<metadata>/metadata)?", re.I)
 
 
 class RequestError(Exception):
@@ -99,7 +100,8 @@ class ServedModel:
                           f"Missing but required: {missing}.")
         for name, spec in specs.items():
             if inputs[name].dtype != spec.dtype.as_numpy_dtype:
-                raise invalid(f"input '{name}': expects {spec.dtype.name} but {inputs[name].dtype} is provided")
+                raise invalid(f"input '{name}': expects {spec.dtype.name} "
+                              f"but {inputs[name].dtype} is provided")
             if not spec.shape.is_compatible_with(inputs[name].shape):
                 raise invalid(f"input '{name}': shape {list(inputs[name].shape)} does not match the "
                               f"signature's {spec.shape} (None: any size)")
@@ -107,7 +109,8 @@ class ServedModel:
             function = self._loaded.signatures[signature_name]
             outputs = function(**{name: tf.constant(value) for name, value in inputs.items()})
         except tf.errors.OpError as error:  # e.g. inputs of different batch sizes
-            raise RequestError(STATUS_BY_CODE.get(error.error_code, grpc.StatusCode.UNKNOWN), error.message) from None
+            raise RequestError(STATUS_BY_CODE.get(error.error_code, grpc.StatusCode.UNKNOWN),
+                               error.message) from None
         return {name: value.numpy() for name, value in outputs.items()}
 
     def status_response(self):
@@ -257,7 +260,8 @@ def _instances_to_columns(instances, specs):
         names = set(instances[0])
         for index, row in enumerate(instances):
             if set(row) != names:
-                raise invalid(f"instances[{index}] has the inputs {sorted(row)}, instances[0] {sorted(names)}")
+                raise invalid(f"instances[{index}] has the inputs {sorted(row)}, "
+                              f"instances[0] {sorted(names)}")
         return {name: [row[name] for row in instances] for name in names}
     if not any(named) and len(specs) == 1:
         return {next(iter(specs)): instances}
@@ -276,7 +280,8 @@ def _array_from_json(name, value, spec):
     dtype = np.dtype(spec.dtype.as_numpy_dtype)
     accepted = {"f": "iuf", "i": "iu", "u": "iu"}.get(dtype.kind, dtype.kind)
     if array.size and array.dtype.kind not in accepted:
-        raise invalid(f"input '{name}': JSON values of kind {array.dtype.name} where {spec.dtype.name} is expected")
+        raise invalid(f"input '{name}': JSON values of kind {array.dtype.name} "
+                      f"where {spec.dtype.name} is expected")
     converted = array.astype(dtype)
     if dtype.kind in "iu" and not np.array_equal(converted, array):
         raise invalid(f"input '{name}': values out of the range of {spec.dtype.name}")
@@ -408,4 +413,5 @@ class _ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self.models = models
 
     def GetModelStatus(self, request, context):
-        return _answer(context, lambda request: _find(self.models, request.model_spec).status_response(), request)
+        return _answer(context, lambda request: _find(self.models, request.model_spec).status_response(),
+                       request)

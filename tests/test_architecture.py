@@ -22,8 +22,8 @@ ALLOWED = {
     "training": {"nn", "data", "formats", "deploy", "metrics", "files", "images"},
     "figures": {"images"},
     "bench": {"nn", "data", "formats", "deploy", "metrics", "training", "files", "images"},
-    "cli": {"nn", "data", "formats", "deploy", "metrics", "training", "figures", "charts", "bench", "files", "images",
-            "__init__"},
+    "cli": {"nn", "data", "formats", "deploy", "metrics", "training", "figures", "charts", "bench", "files",
+            "images", "__init__"},
     "__init__": {"deploy"},
     "__main__": {"cli"},
 }
@@ -70,7 +70,9 @@ def test_a_room_imported_alone_loads_nothing_above_it(room):
             f"import tf_stylegan.{room} as room\n"
             "for info in pkgutil.iter_modules(room.__path__):\n"
             "    importlib.import_module(room.__name__ + '.' + info.name)\n"
-            "print(' '.join({name.split('.')[1] for name in sys.modules if name.startswith('tf_stylegan.')}))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+            "print(' '.join({name.split('.')[1] for name in sys.modules "
+            "if name.startswith('tf_stylegan.')}))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
     assert room in loaded
     assert set(loaded) <= {room} | ALLOWED[room]

@@ -11,7 +11,9 @@ import pytest
 import tensorflow as tf
 from helpers import TINY, cli, nchw, official_ref_path
 
-from tf_stylegan import bench as bench_lib
+from tf_stylegan.bench import generator as bench_generator
+from tf_stylegan.bench import measure as bench_measure
+from tf_stylegan.bench import training as bench_training
 from tf_stylegan.cli import build_parser, main
 from tf_stylegan.cli.common import strip_gin_context
 from tf_stylegan.formats.official import load_official_pickle
@@ -60,7 +62,8 @@ def test_convert_official_refuses_existing_output_and_bad_input(tmp_path, capsys
 
 
 def test_train_reports_a_missing_gin_file(tmp_path, capsys):
-    assert main(["train", "--gin-file", str(tmp_path / "missing.gin"), "--run-dir", str(tmp_path / "run")]) == 1
+    assert main(["train", "--gin-file", str(tmp_path / "missing.gin"),
+                 "--run-dir", str(tmp_path / "run")]) == 1
     assert "missing.gin not found" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
@@ -78,7 +81,8 @@ def test_a_gin_configured_error_is_reported_without_gins_call_context(tmp_path, 
 
 
 def test_strip_gin_context_removes_every_call_line_and_keeps_the_rest():
-    message = ("bad value\n  second line\n  In call to configurable 'Generator' (<class 'x.Generator'>) in scope 'G'"
+    message = ("bad value\n  second line\n"
+               "  In call to configurable 'Generator' (<class 'x.Generator'>) in scope 'G'"
                "\n  In call to configurable 'train' (<function train at 0x7f00>)")
     assert strip_gin_context(message) == "bad value\n  second line"
     assert strip_gin_context("plain") == "plain"
@@ -91,12 +95,14 @@ def _parse(argv):
 @pytest.mark.parametrize("command, kebab, snake, value, key", [
     (["train", "--run-dir", "r"], "--gin-param", "--gin_param", "train.seed=1", "gin_param"),
     (["bench", "quality"], "--metrics-every-kimg", "--metrics_every_kimg", "2.5", "metrics_every_kimg"),
-    (["metrics", "fid50k", "--model", "m"], "--inception-weights", "--inception_weights", "w.h5", "inception_weights"),
+    (["metrics", "fid50k", "--model", "m"], "--inception-weights", "--inception_weights", "w.h5",
+     "inception_weights"),
     (["generate", "m", "--out", "o"], "--truncation-psi", "--truncation_psi", "0.5", "truncation_psi"),
     (["noise", "m", "--out", "o"], "--noise-seed", "--noise_seed", "3", "noise_seed"),
 ])
 def test_kebab_and_snake_spellings_parse_to_the_same_value(command, kebab, snake, value, key):
-    assert _parse(command + [kebab, value])[key] == _parse(command + [snake, value])[key] != _parse(command)[key]
+    assert (_parse(command + [kebab, value])[key] == _parse(command + [snake, value])[key]
+            != _parse(command)[key])
 
 
 def test_both_spellings_of_an_append_option_append_to_one_list():
@@ -108,7 +114,8 @@ def test_both_spellings_of_an_append_option_append_to_one_list():
 
 
 def test_a_required_option_takes_either_spelling(capsys):
-    assert _parse(["train", "--run_dir", "r"])["run_dir"] == _parse(["train", "--run-dir", "r"])["run_dir"] == "r"
+    assert (_parse(["train", "--run_dir", "r"])["run_dir"] == _parse(["train", "--run-dir", "r"])["run_dir"]
+            == "r")
     with pytest.raises(SystemExit):
         _parse(["train", "--gin-file", "a.gin"])
     assert "--run-dir" in capsys.readouterr().err
@@ -142,13 +149,14 @@ def test_help_shows_kebab_flags_only_and_examples_for_every_command():
 
 
 def test_python_dash_m_tf_stylegan_is_the_command():
-    result = subprocess.run([sys.executable, "-m", "tf_stylegan", "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "tf_stylegan", "--help"], capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: tf-stylegan") and "convert-official" in result.stdout
 
 
 def test_bench_prints_a_table_of_positive_figures(capsys):
-    rows = bench_lib.run(resolutions=(8,), batch=2, repeats=1, fmap_base=64, fmap_max=16,
+    rows = bench_generator.run(resolutions=(8,), batch=2, repeats=1, fmap_base=64, fmap_max=16,
                          latent_size=16, dlatent_size=16, mapping_fmaps=16)
     printed = capsys.readouterr().out
     assert "roofline =" in printed and "tf.function" in printed and "eager" in printed
@@ -160,17 +168,19 @@ def test_bench_prints_a_table_of_positive_figures(capsys):
 
 
 @pytest.mark.parametrize("r1_interval, header", [(1, "every step"), (3, "every 3 steps (lazy)")])
-def test_bench_train_prints_positive_figures_with_and_without_lazy_r1(capsys, monkeypatch, r1_interval, header):
+def test_bench_train_prints_positive_figures_with_and_without_lazy_r1(capsys, monkeypatch, r1_interval,
+                                                                       header):
     flags = []
     original = step_lib.TrainStep.__call__
     monkeypatch.setattr(step_lib.TrainStep, "__call__", lambda self, reals, seed, beta, regularize=False: (
         flags.append(bool(regularize)), original(self, reals, seed, beta, regularize))[1])
-    rows = bench_lib.run_train(resolutions=(4, 8), network_resolutions=(8,), batch=4, repeats=1,
+    rows = bench_training.run_train(resolutions=(4, 8), network_resolutions=(8,), batch=4, repeats=1,
                                r1_interval=r1_interval, fmap_base=64, fmap_max=16, latent_size=16,
                                dlatent_size=16, mapping_fmaps=16, mapping_layers=2)
     printed = capsys.readouterr().out
     assert header in printed and "outside graph" in printed
-    assert [(row["phase"], row["network_resolution"], row["batch"]) for row in rows] == [("4²", 8, 4), ("8²", 8, 4)]
+    assert ([(row["phase"], row["network_resolution"], row["batch"]) for row in rows]
+            == [("4²", 8, 4), ("8²", 8, 4)])
     for row in rows:
         assert row["images_per_s"] > 0 and row["loop_images_per_s"] > 0 and row["peak_rss_mib"] > 0
         assert 0 <= row["outside_graph"] < 1
@@ -179,9 +189,9 @@ def test_bench_train_prints_positive_figures_with_and_without_lazy_r1(capsys, mo
 
 
 def test_bench_train_profile_of_a_grayscale_config_names_the_step_kernels(capsys):
-    assert main(["bench", "train", "--resolution", "8", "--network-resolution", "8", "--batch", "4", "--repeats", "1",
-                 "--channels", "1", "--profile", "5", "--fmap-base", "64", "--fmap-max", "16",
-                 "--latent-size", "16"]) == 0
+    assert main(["bench", "train", "--resolution", "8", "--network-resolution", "8", "--batch", "4",
+                 "--repeats", "1", "--channels", "1", "--profile", "5", "--fmap-base", "64",
+                 "--fmap-max", "16", "--latent-size", "16"]) == 0
     printed = capsys.readouterr().out
     kernels = [line for line in printed.splitlines() if "kernels" in line]
     assert len(kernels) == 1 and "ms per step" in kernels[0]
@@ -194,7 +204,7 @@ def test_op_profile_counts_the_kernels_of_a_function_once():
     x = tf.random.normal([4, 16, 16, 8])
     kernel = tf.random.normal([3, 3, 8, 8])
     conv = tf.function(lambda: tf.nn.conv2d(tf.nn.conv2d(x, kernel, 1, "SAME"), kernel, 1, "SAME"))
-    profile = dict(bench_lib.op_profile(conv, calls=2))
+    profile = dict(bench_measure.op_profile(conv, calls=2))
     assert set(profile) >= {"Conv2D"} and profile["Conv2D"] > 0
     assert "Process" not in profile and "ParallelFor" not in profile
 
@@ -202,14 +212,16 @@ def test_op_profile_counts_the_kernels_of_a_function_once():
 def test_schedule_phases_walks_every_fade_and_stable_phase_to_the_full_resolution():
     emoji_like = functools.partial(training_schedule, lod_initial_resolution=8, lod_training_kimg=20,
                                    lod_transition_kimg=20, minibatch_dict={8: 32, 16: 32, 32: 16, 64: 16})
-    phases = bench_lib.schedule_phases(emoji_like, 6)
-    assert [bench_lib.phase_label(p) for p in phases] == ["8²", "16² fade", "16²", "32² fade", "32²", "64² fade", "64²"]
+    phases = bench_training.schedule_phases(emoji_like, 6)
+    assert [bench_training.phase_label(p) for p in phases] == ["8²", "16² fade", "16²", "32² fade",
+                                                              "32²", "64² fade", "64²"]
     assert [p.minibatch for p in phases] == [32, 32, 32, 16, 16, 16, 16]
     assert [p.fade for p in phases if not p.stable] == pytest.approx([0.5, 0.5, 0.5], abs=0.02)  # mid-fade
     assert phases[-1].lod == 0 and phases[0].lod == 3
     no_fades = functools.partial(training_schedule, lod_initial_resolution=4, lod_training_kimg=1,
                                  lod_transition_kimg=0)
-    assert [bench_lib.phase_label(p) for p in bench_lib.schedule_phases(no_fades, 4)] == ["4²", "8²", "16²"]
+    assert ([bench_training.phase_label(p) for p in bench_training.schedule_phases(no_fades, 4)]
+            == ["4²", "8²", "16²"])
 
 
 @pytest.mark.slow
@@ -223,13 +235,15 @@ def test_bench_train_of_a_gin_file_measures_every_phase_of_its_schedule(capsys):
 
 def test_bench_train_of_a_gin_file_takes_its_bindings_and_the_chosen_phases(capsys):
     code, printed, _ = cli(["bench", "train", "--gin-file", TINY, "--gin-param", "LogisticR1.r1_gamma=3.0",
-                            "--gin-param", "LogisticR1.r1_interval=2", "--resolution", "4", "--repeats", "1"], capsys)
+                            "--gin-param", "LogisticR1.r1_interval=2", "--resolution", "4", "--repeats", "1"],
+                           capsys)
     assert code == 0 and "R1 gamma 3.0 every 2 steps (lazy)" in printed
     rows = [line.split() for line in printed.splitlines() if line.strip().startswith(("4²", "8²"))]
     assert [row[:3] for row in rows] == [["4²", "8²", "8"]]  # tiny.gin: 8x8 networks, minibatch_base 8
     code, _, err = cli(["bench", "train", "--gin-file", TINY, "--resolution", "32"], capsys)
     assert code == 1 and "--resolution 32: the schedule's phases are 4², 8² fade, 8²" in err
-    code, _, err = cli(["bench", "train", "--gin-file", TINY, "--gin-param", "Generator.no_such_argument=1"], capsys)
+    code, _, err = cli(["bench", "train", "--gin-file", TINY, "--gin-param", "Generator.no_such_argument=1"],
+                       capsys)
     assert code == 1 and "Generator has no argument(s) ['no_such_argument']" in err
 
 

@@ -32,7 +32,8 @@ def _png16(path, array, color_type):
     raw = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(height))
 
     def chunk(kind, payload):
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        return (struct.pack(">I", len(payload)) + kind + payload
+                + struct.pack(">I", zlib.crc32(kind + payload)))
 
     header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
@@ -210,7 +211,8 @@ def test_corrupt_and_truncated_files_are_named(tmp_path):
         data.load_image_folder(tmp_path, 8)
     (tmp_path / "garbage.png").unlink()
 
-    _save(tmp_path / "good.png", Image.fromarray(np.random.RandomState(4).randint(0, 256, (32, 32, 3), np.uint8)))
+    _save(tmp_path / "good.png",
+          Image.fromarray(np.random.RandomState(4).randint(0, 256, (32, 32, 3), np.uint8)))
     body = bytearray((tmp_path / "good.png").read_bytes())
     body[60:80] = b"\x00" * 20  # damage the compressed pixel data
     (tmp_path / "good.png").write_bytes(bytes(body))
@@ -226,7 +228,8 @@ def test_corrupt_and_truncated_files_are_named(tmp_path):
 
 
 def test_empty_folder_and_folder_without_images(tmp_path):
-    with pytest.raises(DataError, match=r"no images found \(the folder is empty\).*\.jpeg, \.jpg, \.png, \.webp"):
+    with pytest.raises(DataError, match=r"no images found \(the folder is empty\)"
+                                        r".*\.jpeg, \.jpg, \.png, \.webp"):
         data.load_image_folder(tmp_path, 8)
     (tmp_path / "a.gif").write_bytes(b"GIF89a")
     with pytest.raises(DataError, match=r"no images found \(1 files, none of them an image\); accepted"):
@@ -284,13 +287,15 @@ def _random_dataset(n=6, resolution=16, channels=3, seed=6):
 def test_write_read_round_trip_and_official_layout(tmp_path, channels):
     ds = _random_dataset(channels=channels)
     paths = data.write_tfrecords(ds, tmp_path / "out")
-    assert [os.path.basename(p) for p in paths] == ["toy-r02.tfrecords", "toy-r03.tfrecords", "toy-r04.tfrecords"]
+    assert [os.path.basename(p) for p in paths] == ["toy-r02.tfrecords", "toy-r03.tfrecords",
+                                                    "toy-r04.tfrecords"]
     assert sorted(os.listdir(tmp_path / "out")) == sorted(os.path.basename(p) for p in paths)
     order = np.random.RandomState(123).permutation(6)  # dataset_tool.py's shuffled order
     first = tf.train.Example.FromString(next(iter(tf.data.TFRecordDataset(paths[2]))).numpy())
     assert sorted(first.features.feature) == ["data", "shape"]
     assert list(first.features.feature["shape"].int64_list.value) == [channels, 16, 16]
-    chw = np.frombuffer(first.features.feature["data"].bytes_list.value[0], np.uint8).reshape(channels, 16, 16)
+    chw = np.frombuffer(first.features.feature["data"].bytes_list.value[0],
+                        np.uint8).reshape(channels, 16, 16)
     np.testing.assert_array_equal(chw.transpose(1, 2, 0), ds.level(16)[order[0]])
     with open(paths[0], "rb") as file:  # uncompressed: a record starts with its length
         assert struct.unpack("<Q", file.read(8))[0] == len(_example(np.zeros((channels, 4, 4), np.uint8)))
@@ -321,11 +326,14 @@ def test_reads_files_written_like_the_official_tool(tmp_path):
 
 def test_mixed_shapes_in_one_level_name_file_and_record(tmp_path):
     _write_level(tmp_path / "x-r03.tfrecords", np.zeros((4, 3, 8, 8)))
-    _write_level(tmp_path / "x-r02.tfrecords", [np.zeros((3, 4, 4))] * 2 + [np.zeros((3, 8, 8))] + [np.zeros((3, 4, 4))])
-    with pytest.raises(DataError, match=r"x-r02\.tfrecords: record 2 has shape \[3, 8, 8\], but record 0 has \[3, 4, 4\]"):
+    _write_level(tmp_path / "x-r02.tfrecords",
+                 [np.zeros((3, 4, 4))] * 2 + [np.zeros((3, 8, 8))] + [np.zeros((3, 4, 4))])
+    with pytest.raises(DataError, match=r"x-r02\.tfrecords: record 2 has shape \[3, 8, 8\], "
+                                        r"but record 0 has \[3, 4, 4\]"):
         data.read_tfrecords(tmp_path)
     # Same byte count, so only reading every record can tell: level() does.
-    _write_level(tmp_path / "x-r02.tfrecords", [np.zeros((3, 4, 4))] + [np.zeros((3, 2, 8))] + [np.zeros((3, 4, 4))] * 2)
+    _write_level(tmp_path / "x-r02.tfrecords",
+                 [np.zeros((3, 4, 4))] + [np.zeros((3, 2, 8))] + [np.zeros((3, 4, 4))] * 2)
     ds = data.read_tfrecords(tmp_path)
     with pytest.raises(DataError, match=r"x-r02\.tfrecords: record 1 has shape \[3, 2, 8\]"):
         ds.level(4)
@@ -334,7 +342,8 @@ def test_mixed_shapes_in_one_level_name_file_and_record(tmp_path):
 def test_bad_level_layouts(tmp_path):
     _write_level(tmp_path / "x-r02.tfrecords", np.zeros((2, 3, 4, 4)))
     _write_level(tmp_path / "x-r03.tfrecords", np.zeros((2, 3, 4, 4)))
-    with pytest.raises(DataError, match=r"x-r03\.tfrecords: record 0 has shape \[3, 4, 4\], but the name -r03 means 8x8"):
+    with pytest.raises(DataError, match=r"x-r03\.tfrecords: record 0 has shape \[3, 4, 4\], "
+                                        r"but the name -r03 means 8x8"):
         data.read_tfrecords(tmp_path)
     (tmp_path / "x-r03.tfrecords").unlink()
     _write_level(tmp_path / "x-r04.tfrecords", np.zeros((2, 3, 16, 16)))
@@ -413,7 +422,8 @@ def emoji_env(emoji_cache, monkeypatch):
 def test_emoji_dataset(emoji_env):
     cache, ds, first_seconds = emoji_env
     assert (ds.name, ds.resolution, ds.num_channels, ds.num_images) == ("emoji", 64, 3, 4009)
-    assert {r: level.shape for r, level in ds.levels.items()} == {r: (4009, r, r, 3) for r in (4, 8, 16, 32, 64)}
+    assert ({r: level.shape for r, level in ds.levels.items()}
+            == {r: (4009, r, r, 3) for r in (4, 8, 16, 32, 64)})
     white_corner = np.all(ds.level(64)[:, 0, 0] == 255, axis=-1)
     assert white_corner.mean() > 0.9  # transparent corners composited on white
     assert ds.level(64).std() > 30  # and real content in the middle
@@ -517,7 +527,8 @@ def test_sharding_deals_batches_round_robin():
     images = _labelled_images()
     whole = _take(data.real_images_pipeline(images, 2, seed=7, start_index=5), 12)
     for shard in range(3):
-        part = _take(data.real_images_pipeline(images, 2, seed=7, start_index=5, num_shards=3, shard_index=shard), 4)
+        part = _take(data.real_images_pipeline(images, 2, seed=7, start_index=5, num_shards=3,
+                                               shard_index=shard), 4)
         for j, batch in enumerate(part):
             np.testing.assert_array_equal(batch, whole[shard + 3 * j])
     with pytest.raises(ValueError):
@@ -574,8 +585,9 @@ def test_streamed_level_is_the_in_memory_stream(tmp_path, streamed):
     path = _tfrecord_level(tmp_path, images)
     for start in (0, 14, 5 * 12 + 7):
         for mirror in (True, False):
-            np.testing.assert_array_equal(_stream(path, 20, seed=9, start_index=start, mirror_augment=mirror),
-                                          _stream(images, 20, seed=9, start_index=start, mirror_augment=mirror))
+            np.testing.assert_array_equal(
+                _stream(path, 20, seed=9, start_index=start, mirror_augment=mirror),
+                _stream(images, 20, seed=9, start_index=start, mirror_augment=mirror))
     elements = _identify([_stream(path, 16, seed=9)], images)  # 4 epochs
     for epoch in np.array([k for k, _ in elements]).reshape(4, 12):
         assert sorted(epoch) == list(range(12))
@@ -624,7 +636,8 @@ def test_streamed_resume_at_a_million_images_reads_no_skipped_record(tmp_path, s
     earlier = _stream(path, 255, batch_size=8, seed=11, start_index=start - 37)
     np.testing.assert_array_equal(resumed, earlier[37:37 + 2000])
     np.testing.assert_array_equal(resumed, _stream(images, 250, batch_size=8, seed=11, start_index=start))
-    epoch_500 = [k for k, _ in _identify([_stream(path, 250, batch_size=8, seed=11, start_index=500 * n)], images)]
+    epoch_500 = [k for k, _ in _identify([_stream(path, 250, batch_size=8, seed=11, start_index=500 * n)],
+                                         images)]
     assert sorted(epoch_500[:n]) == list(range(n))
 
 
@@ -647,7 +660,8 @@ def test_streamed_records_of_unequal_size(tmp_path, streamed):
     np.testing.assert_array_equal(stream(path), stream(images))
     data.write_tfrecords(data.ImageDataset("y", 8, 1, {4: images[:, ::2, ::2], 8: images}), tmp_path, None)
     uniform = str(tmp_path / "y-r03.tfrecords")  # records of one size, found in O(1)
-    assert data.records.RecordFile(uniform).offsets is None and data.records.RecordFile(path).offsets is not None
+    assert (data.records.RecordFile(uniform).offsets is None
+            and data.records.RecordFile(path).offsets is not None)
     np.testing.assert_array_equal(stream(uniform), stream(path))
 
     pipeline = data.real_images_pipeline(uniform, 3, seed=13)
@@ -657,5 +671,6 @@ def test_streamed_records_of_unequal_size(tmp_path, streamed):
     for file in (path, uniform):
         body = pathlib.Path(file).read_bytes()
         pathlib.Path(file).write_bytes(body[:-50])
-        with pytest.raises(DataError, match=r"[xy]-r03\.tfrecords: cannot read the TFRecords \(record 29 .* truncated"):
+        with pytest.raises(DataError, match=r"[xy]-r03\.tfrecords: cannot read the TFRecords "
+                                            r"\(record 29 .* truncated"):
             data.real_images_pipeline(file, 3, seed=13)

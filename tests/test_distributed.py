@@ -50,7 +50,8 @@ MIRRORED_SCRIPT = textwrap.dedent("""
                 arrays[f"var:{variable.path}"] = np.asarray(variable)
         for optimizer, network in ((trainer.G_opt, trainer.G), (trainer.D_opt, trainer.D)):
             assert len(optimizer._velocities) == len(network.trainable_variables)
-            for variable, m, v in zip(network.trainable_variables, optimizer._momentums, optimizer._velocities):
+            for variable, m, v in zip(network.trainable_variables, optimizer._momentums, """
+                                   """optimizer._velocities):
                 arrays[f"m:{variable.path}"] = np.asarray(m)
                 arrays[f"v:{variable.path}"] = np.asarray(v)
         np.savez(run_dir + ".npz", **arrays)
@@ -63,7 +64,8 @@ MIRRORED_SCRIPT = textwrap.dedent("""
                 copies.append([variable.path, 0, False])
             else:
                 values = [np.asarray(c) for c in components]
-                copies.append([variable.path, len(values), all(np.array_equal(values[0], c) for c in values[1:])])
+                copies.append([variable.path, len(values), """
+                            """all(np.array_equal(values[0], c) for c in values[1:])])
         result[replicas] = dict(num_replicas=trainer.num_replicas, cur_nimg=int(trainer.cur_nimg.numpy()),
                                 steps=int(trainer.step_count.numpy()), trace_counts=trainer.trace_counts,
                                 copies=copies, lines=lines)
@@ -144,9 +146,11 @@ def check_weights(arrays):
                 if moment == "v:":
                     a, b = np.sqrt(a), np.sqrt(b)
                 error = np.abs(a - b)[mask] / scale[mask]
-                assert error.size == 0 or error.max() < 1e-3, f"{moment}{path}: relative error {error.max():.2e}"
+                assert error.size == 0 or error.max() < 1e-3, (
+                    f"{moment}{path}: relative error {error.max():.2e}")
     assert checked > 10000
-    assert masked / (checked + masked) < 0.02, f"{masked} of {checked + masked} elements under the noise floor"
+    assert masked / (checked + masked) < 0.02, (
+        f"{masked} of {checked + masked} elements under the noise floor")
 
 
 @pytest.mark.slow
@@ -172,7 +176,8 @@ def test_two_mirrored_replicas_train_like_one(tmp_path):
     lod = scalars[1]["Progress/lod"]
     assert lod[8] == 1.0 and lod[8 * steps] == 0.0 and any(0 < value < 1 for value in lod.values())
 
-    summary, _, scalars = run_mirrored(tmp_path, "default", SAME_GROUPS + PER_STEP + ["train.total_kimg=0.032"])
+    summary, _, scalars = run_mirrored(tmp_path, "default",
+                                       SAME_GROUPS + PER_STEP + ["train.total_kimg=0.032"])
     check_replicas(summary, 4)
     check_losses(scalars, 4)
 
@@ -226,9 +231,11 @@ def test_two_worker_processes_end_with_identical_weights(tmp_path):
             config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
             processes.append(subprocess.Popen(
                 [sys.executable, str(script), str(REPO / "tests"), str(run_dir), TINY, *bindings], cwd=REPO,
-                env=subprocess_env(TF_CONFIG=config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                env=subprocess_env(TF_CONFIG=config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True))
         deadline = time.monotonic() + TIMEOUT  # for both workers together
-        outputs = [process.communicate(timeout=max(1.0, deadline - time.monotonic())) for process in processes]
+        outputs = [process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+                   for process in processes]
     finally:
         for process in processes:
             if process.poll() is None:
@@ -239,7 +246,8 @@ def test_two_worker_processes_end_with_identical_weights(tmp_path):
         assert process.returncode == 0, f"worker {index}: {err[-5000:]}"
         (line,) = [line for line in out.splitlines() if line.startswith("RESULT")]
         results.append(line.split())
-    (_, replicas0, nimg0, chief0, strategy0, digest0), (_, replicas1, nimg1, chief1, strategy1, digest1) = results
+    ((_, replicas0, nimg0, chief0, strategy0, digest0),
+     (_, replicas1, nimg1, chief1, strategy1, digest1)) = results
     assert strategy0 == strategy1 == "True", "not a MultiWorkerMirroredStrategy"
     assert replicas0 == replicas1 == "2" and nimg0 == nimg1 == "96"
     assert (chief0, chief1) == ("True", "False")

@@ -61,7 +61,8 @@ def test_saved_model_reproduces_the_official_reference(official_config, exported
     np.testing.assert_allclose(dlatents, ref["dlatents"], atol=1e-5)
     truncated = call(loaded, "mapping", z=z, truncation_psi=ones * psi)["dlatents"]
     np.testing.assert_allclose(truncated, ref["dlatents_psi07_cut8"], atol=1e-5)
-    np.testing.assert_allclose(call(loaded, "truncate", dlatents=dlatents, truncation_psi=ones * psi)["dlatents"],
+    np.testing.assert_allclose(call(loaded, "truncate", dlatents=dlatents,
+                                    truncation_psi=ones * psi)["dlatents"],
                                truncated, atol=1e-6)
     mixed_dlatents = np.where(np.arange(Gs.num_layers)[None, :, None] < int(ref["mix_cutoff"]), dlatents,
                               call(loaded, "mapping", z=z_b, truncation_psi=ones)["dlatents"])
@@ -100,7 +101,8 @@ def test_per_sample_inputs_and_fresh_noise(official_config, exported, tmp_path_f
     crossover = np.array([0, Gs.num_layers, 0, Gs.num_layers], np.int32)
     mixed = call(loaded, "style_mix", z_a=ref["z"], z_b=ref["z_b"], crossover=crossover,
                  truncation_psi=np.ones(count, np.float32))["images"]
-    from_b = call(loaded, "serving_default", z=ref["z_b"], truncation_psi=np.ones(count, np.float32))["images"]
+    from_b = call(loaded, "serving_default", z=ref["z_b"],
+                  truncation_psi=np.ones(count, np.float32))["images"]
     np.testing.assert_array_equal(mixed[0], from_b[0])
     np.testing.assert_array_equal(mixed[1], official_uint8(ref["images_psi1"])[1])
     # Fresh noise: deterministic per seed, different across seeds; scale 0 removes the noise.
@@ -110,18 +112,21 @@ def test_per_sample_inputs_and_fresh_noise(official_config, exported, tmp_path_f
     np.testing.assert_array_equal(fresh[0], fresh[1])
     assert np.abs(fresh[0] - fresh[2]).max() > 1e-3
     assert np.abs(fresh[0] - fresh[3]).max() > 1e-3
-    no_noise = call(loaded, "synthesis", dlatents=same_w, noise_seeds=seeds, noise_scale=ones * 0)["raw_images"]
+    no_noise = call(loaded, "synthesis", dlatents=same_w, noise_seeds=seeds,
+                    noise_scale=ones * 0)["raw_images"]
     np.testing.assert_allclose(no_noise[0], no_noise[2], atol=1e-6)
     np.testing.assert_allclose(no_noise[0], no_noise[3], atol=1e-6)
     keras_no_noise = Gs.synthesis(same_w, randomize_noise=False,
-                                  noise=[np.zeros((1, s, s, 1), np.float32) for s in Gs.synthesis.noise_sizes()])
+                                  noise=[np.zeros((1, s, s, 1), np.float32)
+                                         for s in Gs.synthesis.noise_sizes()])
     np.testing.assert_allclose(no_noise, keras_no_noise, atol=1e-5)
 
 
 def test_seeds_give_the_same_picture_in_python_and_in_the_export(official_config, exported, tmp_path_factory):
     Gs, path, loaded, ref = export_official(official_config, exported, tmp_path_factory)
     seeds = np.array([3, 4, 3], np.int64)
-    served = call(loaded, "generate_from_seeds", seeds=seeds, truncation_psi=np.full(3, 0.7, np.float32))["images"]
+    served = call(loaded, "generate_from_seeds", seeds=seeds,
+                  truncation_psi=np.full(3, 0.7, np.float32))["images"]
     np.testing.assert_array_equal(served[0], served[2])
     assert np.abs(served[0].astype(int) - served[1]).max() > 0
     in_python = tf_stylegan.load(path).generate(seeds=seeds, truncation_psi=0.7)
@@ -157,7 +162,8 @@ def test_saved_model_cli_run_as_the_readme_shows(official_config, exported, tmp_
     Gs, path, loaded, ref = export_official(official_config, exported, tmp_path_factory)
     saved_model_cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     result = subprocess.run(
-        [saved_model_cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def", "generate_from_seeds",
+        [saved_model_cli, "run", "--dir", path, "--tag_set", "serve",
+         "--signature_def", "generate_from_seeds",
          "--input_exprs", "seeds=[1, 2];truncation_psi=[0.7, 0.7]",
          "--outdir", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -219,7 +225,8 @@ def test_load_api_from_a_snapshot_and_from_the_export(generator, tmp_path):
     w = from_export.mapping(z)
     np.testing.assert_allclose(from_export.synthesis(from_export.truncate(w), raw=False),
                                from_export.generate(z=z), atol=1)
-    np.testing.assert_array_equal(from_export.mix(z, z[::-1], from_export.num_layers), from_export.generate(z=z))
+    np.testing.assert_array_equal(from_export.mix(z, z[::-1], from_export.num_layers),
+                                  from_export.generate(z=z))
     np.testing.assert_array_equal(from_export.mix(z, z[::-1], 0), from_export.generate(z=z[::-1]))
     assert from_export.synthesis(w, raw=True).dtype == np.float32
     with pytest.raises(ValueError, match="shape \\[N, 32\\]"):
@@ -240,15 +247,19 @@ def test_load_api_from_a_snapshot_and_from_the_export(generator, tmp_path):
 def test_cli_export_with_quantized_tflite(generator, tmp_path, capsys):
     save_networks(tmp_path / "snapshot", Gs=generator)
     assert main(["export", str(tmp_path / "snapshot"), "--out", str(tmp_path / "out"), "--tflite"]) == 0
-    assert main(["export", str(tmp_path / "snapshot"), "--out", str(tmp_path / "out"), "--quantize", "float16"]) == 0
-    assert main(["export", str(tmp_path / "snapshot"), "--out", str(tmp_path / "out"), "--quantize", "dynamic"]) == 0
+    assert main(["export", str(tmp_path / "snapshot"), "--out", str(tmp_path / "out"),
+                 "--quantize", "float16"]) == 0
+    assert main(["export", str(tmp_path / "snapshot"), "--out", str(tmp_path / "out"),
+                 "--quantize", "dynamic"]) == 0
     printed = capsys.readouterr().out
     assert "signature_def['generate_from_seeds']" in printed and "ms per image" in printed
     files = sorted(os.listdir(tmp_path / "out"))
-    assert files == ["stylegan", "stylegan_1.tflite", "stylegan_2_float16.tflite", "stylegan_3_dynamic.tflite"]
+    assert files == ["stylegan", "stylegan_1.tflite", "stylegan_2_float16.tflite",
+                     "stylegan_3_dynamic.tflite"]
     sizes = {name: os.path.getsize(tmp_path / "out" / name) for name in files[1:]}
     # Smaller, although in so small a network the graph, not the weights, is most of the file.
-    assert sizes["stylegan_3_dynamic.tflite"] < sizes["stylegan_2_float16.tflite"] < sizes["stylegan_1.tflite"]
+    assert (sizes["stylegan_3_dynamic.tflite"] < sizes["stylegan_2_float16.tflite"]
+            < sizes["stylegan_1.tflite"])
     assert main(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 1
     assert "no such file" in capsys.readouterr().err
 
@@ -284,14 +295,16 @@ def test_cli_export_computing_in_a_narrow_type(generator, tmp_path, capsys, dtyp
     save_networks(tmp_path / "snapshot", Gs=generator)
     out = tmp_path / "out"
     assert main(["export", str(tmp_path / "snapshot"), "--out", str(out), "--version", "1"]) == 0
-    assert main(["export", str(tmp_path / "snapshot"), "--out", str(out), "--version", "2", "--dtype", dtype]) == 0
+    assert main(["export", str(tmp_path / "snapshot"), "--out", str(out), "--version", "2",
+                 "--dtype", dtype]) == 0
     full, narrow = tf_stylegan.load(out / "stylegan" / "1"), tf_stylegan.load(out / "stylegan" / "2")
     with open(out / "stylegan" / "2" / "assets.extra" / signatures.METADATA_FILE) as file:
         assert json.load(file)["compute_dtype"] == dtype
     seeds = np.arange(16)
     difference = np.abs(full.generate(seeds=seeds).astype(int) - narrow.generate(seeds=seeds).astype(int))
     mean, percentile, most = NARROW_EXPORT_LEVELS[dtype]
-    assert difference.mean() <= mean and np.percentile(difference, 99.9) <= percentile and difference.max() <= most, (
+    assert (difference.mean() <= mean and np.percentile(difference, 99.9) <= percentile
+            and difference.max() <= most), (
         f"{dtype}: mean {difference.mean():.3f}, 99.9th percentile {np.percentile(difference, 99.9)}, "
         f"max {difference.max()} levels")
     assert narrow.synthesis(narrow.mapping(narrow.latents([0])), raw=True).dtype == np.float32

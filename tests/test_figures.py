@@ -23,7 +23,8 @@ def snapshots(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("figures")
     # Noise strengths and w_avg built at 0: noise would change nothing, truncation move nowhere real.
-    G = perturb(small_generator(SIZE, latent=32, seed=1), seed=3, scale=0.5, names=("strength",), w_avg_scale=1.0)
+    G = perturb(small_generator(SIZE, latent=32, seed=1), seed=3, scale=0.5, names=("strength",),
+                w_avg_scale=1.0)
     save_networks(root / "snap", Gs=G)
     save_networks(root / "snap_cutoff2", Gs=clone(G, truncation_cutoff=2))
     return {"full": root / "snap", "cutoff2": root / "snap_cutoff2"}
@@ -80,7 +81,8 @@ def test_style_ranges_are_the_papers_clipped_with_a_small_model_fallback():
 
 def test_noise_layer_groups():
     big = figures.noise_layer_groups(18)
-    assert (big["fine"], big["coarse"], big["all"], big["none"]) == (range(8, 18), range(0, 8), range(18), range(0))
+    assert ((big["fine"], big["coarse"], big["all"], big["none"])
+            == (range(8, 18), range(0, 8), range(18), range(0)))
     small = figures.noise_layer_groups(LAYERS)
     assert (small["fine"], small["coarse"]) == (range(3, 6), range(0, 3))
 
@@ -102,7 +104,8 @@ def test_slerp_keeps_the_norm_and_the_ends():
 def test_generate_and_grid(model):
     images = figures.generate_images(model, [1, 2, 3])
     assert images.shape == (3, SIZE, SIZE, 3) and images.dtype == np.uint8
-    np.testing.assert_array_equal(figures.generate_images(model, [3, 1])[1], images[0])  # same seed, same image
+    # same seed, same image
+    np.testing.assert_array_equal(figures.generate_images(model, [3, 1])[1], images[0])
     assert not np.array_equal(images[0], images[1])
     grid = figures.image_grid(images, figures.grid_columns(3))  # 2 columns: ceil(sqrt(3))
     assert grid.shape == (2 * SIZE, 2 * SIZE, 3)
@@ -282,20 +285,23 @@ def test_figure_commands(snapshots, tmp_path, capsys):
     assert _opened(tmp_path / "figs" / "style-mix.png")[0] == (2 * SIZE, 3 * SIZE)
     capsys.readouterr()
 
-    assert main(["truncation", snap, "--seeds", "1", "2", "--steps", "5", "--out", str(tmp_path / "trunc.png")]) == 0
+    assert main(["truncation", snap, "--seeds", "1", "2", "--steps", "5",
+                 "--out", str(tmp_path / "trunc.png")]) == 0
     printed = capsys.readouterr().out
     assert f"({5 * SIZE}x{2 * SIZE} px" in printed and "psi 1 0.5 0 -0.5 -1" in printed
     assert _opened(tmp_path / "trunc.png")[0] == (5 * SIZE, 2 * SIZE)
 
-    assert main(["noise", snap, "--seeds", "1", "2", "--draws", "4", "--out", str(tmp_path / "noise.png")]) == 0
+    assert main(["noise", snap, "--seeds", "1", "2", "--draws", "4",
+                 "--out", str(tmp_path / "noise.png")]) == 0
     printed = capsys.readouterr().out
-    assert f"({5 * SIZE}x{2 * SIZE} px" in printed and "seed 2: mean per-pixel std over 4 noise draws" in printed
+    assert (f"({5 * SIZE}x{2 * SIZE} px" in printed
+            and "seed 2: mean per-pixel std over 4 noise draws" in printed)
     assert _opened(tmp_path / "noise.png")[0] == (5 * SIZE, 2 * SIZE)
 
     for space, loop, count in (("w", [], 2 * 3 + 1), ("z", ["--loop"], 3 * 3)):
         path = tmp_path / f"walk_{space}.gif"
-        assert main(["interpolate", snap, "--seeds", "1-3", "--frames", "3", "--space", space, "--out", str(path),
-                     "--duration", "50", *loop]) == 0
+        assert main(["interpolate", snap, "--seeds", "1-3", "--frames", "3", "--space", space,
+                     "--out", str(path), "--duration", "50", *loop]) == 0
         assert f"{count} frames of 50 ms" in capsys.readouterr().out
         size, frames, _ = _opened(path)
         assert (size, frames) == ((SIZE, SIZE), count)
@@ -311,8 +317,10 @@ def test_figure_commands(snapshots, tmp_path, capsys):
     (["style-mix", "{snap}", "--rows", "1", "--cols", "2", "--styles", "7-9", "--out", "{tmp}/a.png"],
      "starts past the model's last layer"),
     (["style-mix", "{snap}", "--rows", "--cols", "2", "--out", "{tmp}/a.png"], "no seeds given"),
-    (["truncation", "{snap}", "--seeds", "1", "--steps", "1", "--out", "{tmp}/a.png"], "steps must be at least 2"),
-    (["noise", "{snap}", "--seeds", "1", "--draws", "1", "--out", "{tmp}/a.png"], "--draws must be at least 2"),
+    (["truncation", "{snap}", "--seeds", "1", "--steps", "1", "--out", "{tmp}/a.png"],
+     "steps must be at least 2"),
+    (["noise", "{snap}", "--seeds", "1", "--draws", "1", "--out", "{tmp}/a.png"],
+     "--draws must be at least 2"),
     (["interpolate", "{snap}", "--seeds", "1", "--out", "{tmp}/a.gif"], "at least two seeds"),
     (["interpolate", "{snap}", "--seeds", "1", "2", "--out", "{tmp}/a.png"], "unsupported file type"),
 ])

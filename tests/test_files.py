@@ -15,7 +15,8 @@ def test_write_atomically_writes_text_and_bytes_with_the_mode_open_gives(tmp_pat
     files.write_atomically(tmp_path / "b.bin", b"\x00\x01")
     assert (tmp_path / "a.txt").read_text() == "text" and (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
     (tmp_path / "plain").write_text("x")
-    assert stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode) == stat.S_IMODE(os.stat(tmp_path / "plain").st_mode)
+    assert (stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode)
+            == stat.S_IMODE(os.stat(tmp_path / "plain").st_mode))
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

@@ -51,7 +51,8 @@ def test_keras_export_serves_the_generator(tmp_path):
     for variable in generator.variables:  # no noise: the served call draws fresh noise maps
         if variable.path.endswith("strength"):
             variable.assign(np.zeros(variable.shape, np.float32))
-    generator.export(str(tmp_path / "export"), input_signature=[keras.InputSpec(shape=(None, 16), dtype="float32")])
+    generator.export(str(tmp_path / "export"),
+                     input_signature=[keras.InputSpec(shape=(None, 16), dtype="float32")])
     z = latents(2, seed=2)
     reloaded = tf.saved_model.load(str(tmp_path / "export"))  # kept: it owns the variables
     served = reloaded.serve(tf.constant(z))

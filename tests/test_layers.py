@@ -442,8 +442,8 @@ def test_layer_epilogue_contract():
     check_layer(lambda: LayerEpilogue(use_noise=False, use_styles=False, use_pixel_norm=True,
                                       nonlinearity="relu"),
                 [(2, 4, 4, 3), (2, 6)], weight_names=["bias"])
-    check_layer(lambda: LayerEpilogue(use_instance_norm=False, use_wscale=False, seed=1), [(2, 4, 4, 3), (2, 6)],
-                call_kwargs={"randomize_noise": False}, weight_names=EPILOGUE_NAMES)
+    check_layer(lambda: LayerEpilogue(use_instance_norm=False, use_wscale=False, seed=1),
+                [(2, 4, 4, 3), (2, 6)], call_kwargs={"randomize_noise": False}, weight_names=EPILOGUE_NAMES)
 
 
 @pytest.mark.parametrize("kwargs", [

@@ -15,7 +15,8 @@ from tf_stylegan.training.losses import LogisticR1
 def _reference_lazy_d_step(D, reals, fakes, gamma, interval, learning_rate):
     """StyleGAN2's D_train_op then D_reg_op on ``D`` (a copy), with Keras Adam: (D loss, R1 loss)."""
     ratio = interval / (interval + 1)
-    adam = keras.optimizers.Adam(learning_rate * ratio, beta_1=0.0 ** ratio, beta_2=0.99 ** ratio, epsilon=1e-8)
+    adam = keras.optimizers.Adam(learning_rate * ratio, beta_1=0.0 ** ratio, beta_2=0.99 ** ratio,
+                                 epsilon=1e-8)
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(tf.nn.softplus(D(fakes)) + tf.nn.softplus(-D(reals)))
     adam.apply_gradients(zip(tape.gradient(loss, D.trainable_variables), D.trainable_variables))
@@ -45,7 +46,8 @@ def test_a_regularizing_step_is_the_d_update_then_the_r1_update_with_gamma_times
 
     train_step = trainer.train_step(16, 4)
     beta = tf.constant(float(ref["gs_beta"]), tf.float32)
-    metrics = train_step.on_inputs(ref["reals_0"], ref["latents_d_0"], ref["latents_g_0"], beta, regularize=True)
+    metrics = train_step.on_inputs(ref["reals_0"], ref["latents_d_0"], ref["latents_g_0"], beta,
+                                   regularize=True)
     np.testing.assert_allclose(float(metrics["Loss/D"]), d_loss, rtol=1e-5)
     np.testing.assert_allclose(float(metrics["Loss/D_reg"]), reg_loss, rtol=1e-5)
     assert float(metrics["D/r1"]) > 0 and float(metrics["Train/D_skipped"]) == 0

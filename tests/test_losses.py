@@ -168,7 +168,8 @@ def test_r1_second_order_gradient_reaches_the_weights():
 
 def test_r1_second_order_gradient_in_a_tf_function_with_a_keras_discriminator():
     # Keras Dense D(x) = <k, flatten(x)>: R1 = ||k||^2 = 1 + 4 + 4 + 0 = 9 per sample; d(sum R1)/dk = 3 * 2k.
-    disc = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(1, use_bias=False)])
+    disc = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(1, use_bias=False)])
     disc.layers[-1].kernel.assign(np.array([[1.0], [2.0], [-2.0], [0.0]], np.float32))
     loss_fn = losses.LogisticR1()
     reals = tf.constant(np.random.default_rng(0).standard_normal([3, 2, 2, 1]), tf.float32)

@@ -37,7 +37,8 @@ def test_frechet_distance_matches_scipy(dimension):
     rng = np.random.default_rng(dimension)
     mu1, sigma1, _ = random_statistics(rng, 4 * dimension, dimension)
     mu2, sigma2, _ = random_statistics(rng, 4 * dimension, dimension, shift=0.3)
-    ours, reference = metrics.frechet_distance(mu1, sigma1, mu2, sigma2), official_frechet(mu1, sigma1, mu2, sigma2)
+    ours, reference = (metrics.frechet_distance(mu1, sigma1, mu2, sigma2),
+                       official_frechet(mu1, sigma1, mu2, sigma2))
     assert reference > 1
     assert abs(ours - reference) <= 1e-6 * abs(reference)
 
@@ -92,7 +93,8 @@ def test_kernel_inception_distance_is_the_unbiased_mmd():
     # Subsets: the mean of the subsets' MMD^2.
     same = rng.normal(size=(400, 5))
     near_zero = metrics.kernel_inception_distance(same[:200], same[200:], num_subsets=20, max_subset_size=50)
-    shifted = metrics.kernel_inception_distance(same[:200], same[200:] + 1.0, num_subsets=20, max_subset_size=50)
+    shifted = metrics.kernel_inception_distance(same[:200], same[200:] + 1.0, num_subsets=20,
+                                                max_subset_size=50)
     assert abs(near_zero) < 0.05 * shifted
     with pytest.raises(metrics.MetricError, match="at least 2"):
         metrics.kernel_inception_distance(real[:1], fake)
@@ -142,7 +144,8 @@ def test_fid_of_identical_sets_is_zero_and_a_shifted_set_scores_higher(inception
     cache = tmp_path / "cache"
     reals = metrics.real_statistics(image_dataset(emoji_images, "a"), extractor, 40, 16, cache)
     # The same images computed again (another cache), and a darker copy.
-    same = metrics.real_statistics(image_dataset(emoji_images.copy(), "b"), extractor, 40, 16, tmp_path / "fresh")
+    same = metrics.real_statistics(image_dataset(emoji_images.copy(), "b"), extractor, 40, 16,
+                                   tmp_path / "fresh")
     darker = metrics.real_statistics(image_dataset(shifted, "c"), extractor, 40, 16, cache)
     assert sum(calls) == 120
     fid_same = metrics.frechet_distance(same.mean, same.covariance, reals.mean, reals.covariance)
@@ -277,7 +280,8 @@ def test_official_filter_and_crop_hand_checked():
     # Of 200 samples the extremes go; of 100, the percentile positions (0.99, 98.01) round outwards and
     # keep them, as the official np.percentile(..., interpolation='lower' / 'higher') does.
     assert metrics.filtered_mean(np.array([0.0] + [5.0] * 198 + [1e9])) == 5.0
-    assert metrics.filtered_mean(np.array([0.0] + [5.0] * 98 + [1e9])) == pytest.approx((5.0 * 98 + 1e9) / 100)
+    assert (metrics.filtered_mean(np.array([0.0] + [5.0] * 98 + [1e9]))
+            == pytest.approx((5.0 * 98 + 1e9) / 100))
     images = np.arange(2 * 16 * 16 * 1, dtype=np.float32).reshape(2, 16, 16, 1) / 1000 - 1
     cropped = metrics.ppl_crop(images)
     assert cropped.shape == (2, 8, 8, 1)  # rows 6..13, columns 4..11 of 16
@@ -291,7 +295,8 @@ def test_official_filter_and_crop_hand_checked():
 
 def small_feature_model():
     inputs = keras.Input((None, None, 3))
-    first = keras.layers.Conv2D(8, 3, activation="relu", kernel_initializer=keras.initializers.HeNormal(1))(inputs)
+    first = keras.layers.Conv2D(8, 3, activation="relu",
+                                kernel_initializer=keras.initializers.HeNormal(1))(inputs)
     second = keras.layers.Conv2D(8, 3, strides=2, activation="relu",
                                  kernel_initializer=keras.initializers.HeNormal(2))(first)
     return keras.Model(inputs, [first, second])
@@ -321,7 +326,8 @@ def test_ppl_end_to_end_with_a_small_perceptual_network(tiny_generator):
 
 
 def test_lpips_vgg16_plumbing(tmp_path):
-    lin = {f"lin{i}": np.abs(np.random.default_rng(i).normal(size=c)) for i, c in enumerate((64, 128, 256, 512, 512))}
+    lin = {f"lin{i}": np.abs(np.random.default_rng(i).normal(size=c))
+           for i, c in enumerate((64, 128, 256, 512, 512))}
     np.savez(tmp_path / "lin.npz", **lin)
     distance = metrics.lpips_vgg16(str(tmp_path / "lin.npz"), vgg_weights=None)
     x, y = np.random.default_rng(0).uniform(0, 255, (2, 2, 64, 64, 3))
@@ -346,9 +352,9 @@ def test_cli_metrics(tiny_generator, inception, emoji_images, tmp_path, capsys):
     folder.mkdir()
     for index, image in enumerate(emoji_images[:12]):
         Image.fromarray(image).save(folder / f"{index}.png")
-    argv = ["metrics", "fid50k", "--model", str(tmp_path / "snapshot"), "--data", str(folder), "--num_images", "12",
-            "--inception_weights", weights, "--cache_dir", str(tmp_path / "cache"), "--json",
-            str(tmp_path / "out.json")]
+    argv = ["metrics", "fid50k", "--model", str(tmp_path / "snapshot"), "--data", str(folder),
+            "--num_images", "12", "--inception_weights", weights, "--cache_dir", str(tmp_path / "cache"),
+            "--json", str(tmp_path / "out.json")]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "fid12" in printed
@@ -358,7 +364,8 @@ def test_cli_metrics(tiny_generator, inception, emoji_images, tmp_path, capsys):
     assert "unknown metric" in capsys.readouterr().err
     assert main(["metrics", "ppl_wend", "--model", str(tmp_path / "snapshot")]) == 1
     assert "--lpips-weights" in capsys.readouterr().err
-    assert main(["metrics", "fid50k", "--model", str(tmp_path / "snapshot"), "--inception_weights", weights]) == 1
+    assert main(["metrics", "fid50k", "--model", str(tmp_path / "snapshot"),
+                 "--inception_weights", weights]) == 1
     assert "needs the real dataset" in capsys.readouterr().err
     (tmp_path / "bad.h5").write_bytes(b"not hdf5")
     assert main(argv[:6] + ["--inception_weights", str(tmp_path / "bad.h5")]) == 1
@@ -377,10 +384,11 @@ class FailingMetric:
 
 
 def test_a_failing_metric_neither_stops_training_nor_loses_the_checkpoint(tmp_path):
-    trainer, lines = train_in_process(tmp_path / "run", ["train.total_kimg = 0.064"], metrics=[FailingMetric()])
+    trainer, lines = train_in_process(tmp_path / "run", ["train.total_kimg = 0.064"],
+                                      metrics=[FailingMetric()])
     assert int(trainer.cur_nimg.numpy()) == 64
     assert any("metrics failed, training continues: RuntimeError: out of memory" in line for line in lines)
-    assert trainer.manager.latest_checkpoint.endswith("ckpt-64")
+    assert trainer.checkpoints.manager.latest_checkpoint.endswith("ckpt-64")
 
 
 @pytest.mark.slow

@@ -15,7 +15,8 @@ from tf_stylegan.nn import ops as sg_ops
 from tf_stylegan.nn.layers import EqualizedConv2D
 from tf_stylegan.training.losses import LogisticR1
 
-NETWORK = dict(fmap_base=128, fmap_max=64, latent_size=32, dlatent_size=32, mapping_fmaps=32, mapping_layers=2)
+NETWORK = dict(fmap_base=128, fmap_max=64, latent_size=32, dlatent_size=32, mapping_fmaps=32,
+               mapping_layers=2)
 BATCH = 8
 # First-step values relative to float32's, measured on these networks: float16 2e-4 (D loss), 1.5e-3
 # (G loss), 5e-3 (R1: a gradient's squared norm); bfloat16 (8 mantissa bits) 1.3e-3, 6e-3 and 1.8e-2.
@@ -30,8 +31,8 @@ def _levels():
 
 
 def _trainer(run_dir, mixed_precision):
-    trainer = one_replica_trainer(run_dir, _levels(), NETWORK, dict(fmap_base=128, fmap_max=64), LogisticR1(10.0),
-                                  mixed_precision=mixed_precision)
+    trainer = one_replica_trainer(run_dir, _levels(), NETWORK, dict(fmap_base=128, fmap_max=64),
+                                  LogisticR1(10.0), mixed_precision=mixed_precision)
     for variable in (trainer.G.lod, trainer.D.lod, trainer.Gs.lod):
         variable.assign(0.0)
     trainer.G_opt.learning_rate = trainer.D_opt.learning_rate = 0.001

@@ -314,7 +314,8 @@ def test_generator_lod1_is_upsampled_half_resolution():
         # The whole generator, with fresh noise, too.
         assert block_spread(np.asarray(generator(latents(2, seed=19)))).max() < 1e-5
         generator.lod.assign(0.5)
-        np.testing.assert_allclose(synth(generator, dlatents), 0.5 * (full + upsample(low)), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(synth(generator, dlatents), 0.5 * (full + upsample(low)), rtol=0,
+                                   atol=1e-5)
     finally:
         generator.lod.assign(0.0)
     np.testing.assert_array_equal(synth(generator, dlatents), full)
@@ -387,8 +388,8 @@ def test_synthesis_rejects_wrong_dlatents(generator16, shape):
                                    (4, 16, 8, 3), (4, 2, 2, 3)])
 def test_discriminator_rejects_wrong_images(shape):
     discriminator = small_discriminator(16)
-    with pytest.raises(ValueError, match=r"images must have shape \[N, r, r, 3\] \(NHWC\) with r a power of two "
-                                         r"from 4 to 16"):
+    with pytest.raises(ValueError, match=r"images must have shape \[N, r, r, 3\] \(NHWC\) "
+                                         r"with r a power of two from 4 to 16"):
         discriminator(np.zeros(shape, np.float32))
 
 
@@ -415,7 +416,8 @@ def test_discriminator_at_lower_resolution_equals_the_full_network_on_upsampled_
     size = 16 // 2 ** int(lod)
     images = np.random.default_rng(3).normal(size=(4, size, size, 3)).astype(np.float32)
     upsampled = upsample(images, 16 // size)
-    np.testing.assert_allclose(np.asarray(discriminator(images)), np.asarray(discriminator(upsampled)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(discriminator(images)), np.asarray(discriminator(upsampled)),
+                               atol=1e-5)
 
 
 def test_explicit_noise_and_mixing_inputs(generator16):

@@ -152,7 +152,8 @@ def test_importer_reads_static_kwargs(suffix, latent, mapping_layers, fused):
         assert generator.resolution == 16 and generator.num_layers == 6
         assert generator.latent_size == generator.dlatent_size == latent
         assert generator.mapping.mapping_layers == len(generator.mapping.dense_layers) == mapping_layers
-        assert [int(layer.weight.shape[0]) for layer in generator.mapping.dense_layers] == [latent] * mapping_layers
+        assert ([int(layer.weight.shape[0]) for layer in generator.mapping.dense_layers]
+                == [latent] * mapping_layers)
         assert (generator.synthesis.fmap_base, generator.synthesis.fmap_max) == (256, 32)  # not 8192, 512
         assert [block.filters for block in generator.synthesis.blocks] == [32, 32, 32]
         assert [block.fused for block in generator.synthesis.blocks[1:]] == [fused, fused]
@@ -172,7 +173,8 @@ def test_g_and_gs_are_distinct_networks(official_config):
         for name, (variable, convert) in generator_variable_map(network).items():
             np.testing.assert_array_equal(np.asarray(variable), convert(values[name]), err_msg=name)
     for name, (variable, convert) in discriminator_variable_map(D).items():
-        np.testing.assert_array_equal(np.asarray(variable), convert(d_state.all_variables()[name]), err_msg=name)
+        np.testing.assert_array_equal(np.asarray(variable), convert(d_state.all_variables()[name]),
+                                      err_msg=name)
     for g_var, gs_var in zip(G.trainable_weights, Gs.trainable_weights, strict=True):
         g_value, gs_value = np.asarray(g_var), np.asarray(gs_var)
         assert g_value.shape == gs_value.shape

@@ -134,9 +134,11 @@ def test_instance_norm_and_stats(rng):
 
 def test_adaptive_instance_norm_without_scale(rng):
     x = normal(rng, 2, 3, 3, 2)
-    np.testing.assert_array_equal(np.asarray(sg.adaptive_instance_norm(x, None, None, use_instance_norm=False)), x)
+    np.testing.assert_array_equal(
+        np.asarray(sg.adaptive_instance_norm(x, None, None, use_instance_norm=False)), x)
     x64 = x.astype(np.float64)
-    normalized = (x64 - x64.mean(axis=(1, 2), keepdims=True)) / np.sqrt(x64.var(axis=(1, 2), keepdims=True) + 1e-8)
+    normalized = ((x64 - x64.mean(axis=(1, 2), keepdims=True))
+                  / np.sqrt(x64.var(axis=(1, 2), keepdims=True) + 1e-8))
     np.testing.assert_allclose(np.asarray(sg.adaptive_instance_norm(x, None, None)), normalized,
                                rtol=1e-4, atol=1e-5)
 

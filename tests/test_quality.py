@@ -176,8 +176,9 @@ def test_efd_by_name_through_evaluate_and_the_cli(tmp_path, capsys):
     assert expected > 0
 
     save_networks(tmp_path / "snapshot", Gs=G)
-    code, out, err = cli(["metrics", "efd2k", "--model", str(tmp_path / "snapshot"), "--data", "emoji", "--num_images",
-                          "32", "--cache_dir", str(cache), "--json", str(tmp_path / "out.json")], capsys)
+    code, out, err = cli(["metrics", "efd2k", "--model", str(tmp_path / "snapshot"), "--data", "emoji",
+                          "--num_images", "32", "--cache_dir", str(cache),
+                          "--json", str(tmp_path / "out.json")], capsys)
     assert code == 0, err
     assert "efd32" in out
     results = json.load(open(tmp_path / "out.json"))["results"]
@@ -214,16 +215,19 @@ def test_bench_quality_end_to_end(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary == json.load(open(tmp_path / "quality.json"))
-    assert summary["seed"] == 5 and summary["metric"] == "efd32" and 0 < summary["kimg"] < summary["total_kimg"]
+    assert (summary["seed"] == 5 and summary["metric"] == "efd32"
+            and 0 < summary["kimg"] < summary["total_kimg"])
     assert summary["G"] > 0 and summary["Gs"] > 0 and summary["images_per_s"] > 0
     assert "efd32 G " in out and "efd32 Gs " in out
     logged = [json.loads(line) for line in open(run / "metrics.jsonl")]
     assert set(logged[-1]) == {"kimg", "resolution", "lod", "efd32"}
-    assert logged[-1]["kimg"] == summary["kimg"] and logged[-1]["efd32"] == summary["Gs"]  # the run's last Gs value
+    assert (logged[-1]["kimg"] == summary["kimg"]
+            and logged[-1]["efd32"] == summary["Gs"])  # the run's last Gs value
 
     code, _, err = cli(["bench", "quality", "--gin_file", TINY, "--minutes", "1", "--out", str(run)], capsys)
     assert code == 1 and "already holds checkpoints" in err
     code, _, err = cli(["bench", "quality", "--gin_file", TINY], capsys)
     assert code == 1 and "--minutes" in err
-    code, _, err = cli(["bench", "quality", "--gin_file", str(tmp_path / "missing.gin"), "--minutes", "1"], capsys)
+    code, _, err = cli(["bench", "quality", "--gin_file", str(tmp_path / "missing.gin"), "--minutes", "1"],
+                       capsys)
     assert code == 1 and "not found" in err

@@ -21,7 +21,8 @@ def expected():
     return dict(np.load(RELEASE / "expected.npz"))
 
 
-@pytest.mark.parametrize("source", [RELEASE / "run", RELEASE / "snapshot", EXPORT], ids=["run", "snapshot", "export"])
+@pytest.mark.parametrize("source", [RELEASE / "run", RELEASE / "snapshot", EXPORT],
+                         ids=["run", "snapshot", "export"])
 def test_an_earlier_release_s_files_give_the_same_images(source, expected):
     generator = tf_stylegan.load(str(source))
     dlatents = generator.mapping(expected["latents"], truncation_psi=0.7)
@@ -35,7 +36,8 @@ def test_an_earlier_release_s_run_resumes(tmp_path):
     images.mkdir()
     rng = np.random.default_rng(0)
     for index in range(16):
-        Image.fromarray(rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)).save(images / f"{index:02d}.png")
+        Image.fromarray(rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)).save(
+            images / f"{index:02d}.png")
     run = tmp_path / "run"
     shutil.copytree(RELEASE / "run", run)
     assert main(["train", "--run_dir", str(run), "--resume", "--gin_param", f"train.dataset='{images}'",

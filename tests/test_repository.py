@@ -1,4 +1,4 @@
-"""The README's commands stay true: CI runs the test command the README gives."""
+"""The repository stays as the README says: CI runs its test command, and the code keeps its line length."""
 
 import re
 
@@ -27,3 +27,15 @@ def test_readme_setup_command_installs_what_ci_installs():
         assert step in setup, f"the README's set-up command lacks {step!r}"
     for step in ("-r requirements.txt", "--no-deps -e . -r requirements-no-deps.txt"):
         assert step in ci, f".ci/run lacks {step!r}"
+
+
+MAX_LINE_LENGTH = 110
+
+
+def test_python_lines_fit_the_line_length():
+    files = sorted((REPO / "tf_stylegan").rglob("*.py")) + sorted((REPO / "tests").rglob("*.py"))
+    assert len(files) > 50
+    long_lines = [f"{path.relative_to(REPO)}:{number} ({len(line)})"
+                  for path in files for number, line in enumerate(path.read_text().splitlines(), 1)
+                  if len(line) > MAX_LINE_LENGTH]
+    assert not long_lines, f"lines over {MAX_LINE_LENGTH} characters: {long_lines}"

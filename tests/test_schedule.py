@@ -7,7 +7,6 @@ FFHQ 8-GPU at 1024x1024 (resolution_log2 = 10, lod_initial_resolution = 8, 600 +
   lod first reaches 0 at the end of the 7th phase: 7 * 1200 = 8400 kimg.
 """
 
-import math
 
 import pytest
 
@@ -56,12 +55,15 @@ def _official(gpus, lrate):
 
 OFFICIAL_PRESETS = {  # gin file: (official bindings, (loss class, its official arguments))
     "ffhq_1024_8gpu.gin": (_official(_OFFICIAL_8GPU, _OFFICIAL_FFHQ_LRATE),
-                           ("LogisticR1", {"r1_gamma": 10.0, "r1_interval": 1})),  # D_logistic_simplegp(r1_gamma=10.0): v1 has no lazy R1
+                           # D_logistic_simplegp(r1_gamma=10.0): v1 has no lazy R1
+                           ("LogisticR1", {"r1_gamma": 10.0, "r1_interval": 1})),
     "ffhq_1024_1gpu.gin": (_official(_OFFICIAL_1GPU, _OFFICIAL_FFHQ_LRATE),
                            ("LogisticR1", {"r1_gamma": 10.0, "r1_interval": 1})),
-    # '-celebahq' + '-8gpu' + '-wgangp': G_wgan / D_wgan_gp (wgan_lambda=10.0, wgan_epsilon=0.001, wgan_target=1.0)
+    # '-celebahq' + '-8gpu' + '-wgangp': G_wgan / D_wgan_gp (wgan_lambda=10.0, wgan_epsilon=0.001,
+    # wgan_target=1.0)
     "celebahq_1024_wgangp.gin": (_official(_OFFICIAL_8GPU, _OFFICIAL_WGANGP_LRATE),
-                                 ("WGANGP", {"wgan_lambda": 10.0, "wgan_epsilon": 0.001, "wgan_target": 1.0})),
+                                 ("WGANGP", {"wgan_lambda": 10.0, "wgan_epsilon": 0.001,
+                                             "wgan_target": 1.0})),
 }
 
 
@@ -127,7 +129,6 @@ def test_full_resolution_first_reached_at_8400_kimg():
     assert p.resolution == 1024
     p = ffhq(8400)
     assert (p.lod, p.resolution, p.fade) == (0.0, 1024, 0.0)
-    assert schedule.full_resolution_kimg(10, 8, 600, 600) == 8400.0
 
 
 def test_end_of_training():
@@ -138,7 +139,8 @@ def test_end_of_training():
 
 def test_per_resolution_values_at_each_stable_phase():
     # Phase k is stable at lod 7 - k from 1200 k kimg: resolution 2**(3 + k).
-    expected = {  # resolution: (minibatch, lrate, tick_kimg), from the train.py dicts / training_loop defaults
+    # resolution: (minibatch, lrate, tick_kimg), from the train.py dicts / training_loop defaults
+    expected = {
         8: (256, 0.001, 140), 16: (128, 0.001, 120), 32: (64, 0.001, 100), 64: (32, 0.001, 80),
         128: (32, 0.0015, 60), 256: (32, 0.002, 40), 512: (32, 0.003, 30), 1024: (32, 0.003, 20),
     }
@@ -153,7 +155,8 @@ def test_per_resolution_values_at_each_stable_phase():
 def test_celebahq_learning_rates_are_capped_at_0_002():
     lr = {}
     for k in range(8):
-        p = training_schedule(1_200_000 * k, 10, num_replicas=8, **official_schedule("celebahq_1024_wgangp.gin"))
+        p = training_schedule(1_200_000 * k, 10, num_replicas=8,
+                              **official_schedule("celebahq_1024_wgangp.gin"))
         lr[p.resolution] = (p.G_lrate, p.D_lrate)
     assert lr == {8: (0.001, 0.001), 16: (0.001, 0.001), 32: (0.001, 0.001), 64: (0.001, 0.001),
                   128: (0.0015, 0.0015), 256: (0.002, 0.002), 512: (0.002, 0.002), 1024: (0.002, 0.002)}
@@ -165,18 +168,20 @@ def test_ffhq_1gpu_values():
     assert (p.resolution, p.minibatch, p.G_lrate) == (8, 128, 0.001)
     p = training_schedule(7_800_000, 10, **official_schedule("ffhq_1024_1gpu.gin"))   # 512 stable
     assert (p.resolution, p.minibatch, p.G_lrate) == (512, 4, 0.003)
-    p = training_schedule(25_000_000, 10, **official_schedule("ffhq_1024_1gpu.gin"))  # 1024: minibatch_base 4, lr 0.003
+    # 1024: minibatch_base 4, lr 0.003
+    p = training_schedule(25_000_000, 10, **official_schedule("ffhq_1024_1gpu.gin"))
     assert (p.resolution, p.minibatch, p.G_lrate, p.D_lrate) == (1024, 4, 0.003, 0.003)
 
 
 def test_lower_dataset_resolution():
-    # 256x256 (log2 8) with the FFHQ preset: initial lod 8 - 3 = 5; 900 kimg -> 4.5 at 16x16; lod 0 at 5 * 1200
-    assert (ffhq_256 := training_schedule(0, 8, num_replicas=8, **FFHQ)).lod == 5.0 and ffhq_256.resolution == 8
+    # 256x256 (log2 8) with the FFHQ preset: initial lod 8 - 3 = 5; 900 kimg -> 4.5 at 16x16; lod 0 at
+    # 5 * 1200
+    assert ((ffhq_256 := training_schedule(0, 8, num_replicas=8, **FFHQ)).lod == 5.0
+            and ffhq_256.resolution == 8)
     p = training_schedule(900_000, 8, num_replicas=8, **FFHQ)
     assert (p.lod, p.resolution) == (4.5, 16)
     assert training_schedule(6_000_000, 8, num_replicas=8, **FFHQ).lod == 0.0
     assert training_schedule(5_999_000, 8, num_replicas=8, **FFHQ).lod > 0.0
-    assert schedule.full_resolution_kimg(8, 8, 600, 600) == 6000.0
 
 
 # ---------------------------------------------------------------- minibatch rounding and caps
@@ -195,7 +200,8 @@ def test_minibatch_rounded_down_to_a_multiple_of_num_replicas():
 def test_max_minibatch_per_replica():
     # ProGAN CelebA-HQ fp32 caps {256: 16, 512: 8, 1024: 4} per GPU; initial lod 10 - 2 = 8, so
     # 256x256 is stable at 6 * 1200 = 7200 kimg, 512 at 8400, 1024 from 9600.
-    progan = dict(lod_initial_resolution=4, minibatch_base=32, max_minibatch_per_replica={256: 16, 512: 8, 1024: 4},
+    progan = dict(lod_initial_resolution=4, minibatch_base=32,
+                  max_minibatch_per_replica={256: 16, 512: 8, 1024: 4},
                   minibatch_dict={4: 512, 8: 256, 16: 128, 32: 64, 64: 32})
     minibatch = {r: training_schedule(nimg, 10, num_replicas=1, **progan).minibatch
                  for r, nimg in ((128, 6_000_000), (256, 7_200_000), (512, 8_400_000), (1024, 9_600_000))}
@@ -203,7 +209,8 @@ def test_max_minibatch_per_replica():
     # with 8 replicas the caps (128, 64, 32) do not bind: 32 everywhere
     assert training_schedule(9_600_000, 10, num_replicas=8, **progan).minibatch == 32
     assert training_schedule(9_600_000, 10, num_replicas=2, **progan).minibatch == 8  # min(32, 4 * 2)
-    assert schedule.full_resolution_kimg(10, 4, 600, 600) == 9600.0
+    assert (training_schedule(9_600_000, 10, **progan).lod == 0
+            < training_schedule(9_599_000, 10, **progan).lod)
 
 
 # ---------------------------------------------------------------- other parameters
@@ -226,14 +233,18 @@ def test_official_defaults():
 def test_no_growing():
     # official "-nogrowing": lod_initial_resolution = 1024 and 0-kimg phases -> lod 0 throughout
     for nimg in (0, 5_000_000):
-        p = training_schedule(nimg, 10, lod_initial_resolution=1024, lod_training_kimg=0, lod_transition_kimg=0)
+        p = training_schedule(nimg, 10, lod_initial_resolution=1024, lod_training_kimg=0,
+                              lod_transition_kimg=0)
         assert (p.lod, p.resolution, p.fade) == (0.0, 1024, 0.0)
-    assert schedule.full_resolution_kimg(10, 1024, 0, 0) == 0.0
-    assert schedule.full_resolution_kimg(10, 8, 0, 0) == math.inf
+    # growth with 0-kimg phases never leaves the initial resolution (official: phase_idx 0 when
+    # phase_dur is 0)
+    assert training_schedule(10 ** 12, 10, lod_initial_resolution=8, lod_training_kimg=0,
+                             lod_transition_kimg=0).resolution == 8
     # no fade (transition 0): lod drops by whole steps every 600 kimg
     assert [training_schedule(k * 1000, 10, lod_initial_resolution=8, lod_transition_kimg=0).lod
             for k in (0, 599, 600, 1199, 1200)] == [7.0, 7.0, 6.0, 6.0, 5.0]
-    assert schedule.full_resolution_kimg(10, 8, 600, 0) == 4200.0  # 7 * 600
+    assert training_schedule(4_200_000, 10, lod_initial_resolution=8,
+                             lod_transition_kimg=0).lod == 0.0  # 7 * 600
 
 
 def test_nonsense_is_rejected():
@@ -253,8 +264,6 @@ def test_nonsense_is_rejected():
         training_schedule(0, 10, num_replicas=4, minibatch_base=3)
     with pytest.raises(ValueError, match="phase lengths"):
         training_schedule(0, 10, lod_training_kimg=-600)
-    with pytest.raises(ValueError, match="above the dataset resolution"):
-        schedule.full_resolution_kimg(3, 16, 600, 600)
 
 
 # ---------------------------------------------------------------- optimizer reset
@@ -336,7 +345,8 @@ def _defaults(fn):
 
 
 def _effective(selector, defaults):
-    """The value the run uses: the gin binding, else the project's default (None dicts as the schedule reads them)."""
+    ("The value the run uses: the gin binding, else the project's default (None dicts as the schedule "
+     "reads them).")
     value = _bound(selector)
     if value is _UNBOUND:
         value = defaults[selector.split(".", 1)[1]]
@@ -355,14 +365,16 @@ def test_gin_presets_hold_the_official_train_py_values(gin_file):
     official, (loss_name, loss_args) = OFFICIAL_PRESETS[gin_file]
     try:
         configurables = _parse_preset(gin_file)
-        defaults = {"train": _defaults(configurables.train), "training_schedule": _defaults(schedule.training_schedule),
+        defaults = {"train": _defaults(configurables.train),
+                    "training_schedule": _defaults(schedule.training_schedule),
                     "Generator": _defaults(generator.Generator.__init__)}
         # The table covers every argument of the schedule (a new one must be added to the spec).
         schedule_args = set(_defaults(schedule.training_schedule)) - {"num_replicas"}
         assert {k.split(".", 1)[1] for k in official if k.startswith("training_schedule.")} == schedule_args
         for selector, value in official.items():
             actual = _effective(selector, defaults[selector.split(".", 1)[0]])
-            assert actual == value and type(actual) in (type(value), int, float), (gin_file, selector, actual, value)
+            assert actual == value and type(actual) in (type(value), int, float), (
+                gin_file, selector, actual, value)
         # The loss: the configurable bound to train.loss (default LogisticR1) and all its arguments.
         loss = _bound("train.loss")
         assert (loss_name if loss is _UNBOUND else loss.configurable.name) == loss_name, gin_file
@@ -381,7 +393,8 @@ def test_gin_presets_hold_the_official_train_py_values(gin_file):
     ("ffhq_1024_8gpu.gin", 8, {8: (256, 0.001), 16: (128, 0.001), 32: (64, 0.001), 64: (32, 0.001),
                                128: (32, 0.0015), 256: (32, 0.002), 512: (32, 0.003), 1024: (32, 0.003)}),
     ("celebahq_1024_wgangp.gin", 8, {8: (256, 0.001), 16: (128, 0.001), 32: (64, 0.001), 64: (32, 0.001),
-                                     128: (32, 0.0015), 256: (32, 0.002), 512: (32, 0.002), 1024: (32, 0.002)}),
+                                     128: (32, 0.0015), 256: (32, 0.002), 512: (32, 0.002),
+                                     1024: (32, 0.002)}),
 ])
 def test_gin_preset_schedules_give_the_official_learning_rates(gin_file, replicas, expected):
     """The gin-configured training_schedule, at each stable resolution of a 1024x1024 run."""
@@ -411,3 +424,12 @@ def test_phase_is_frozen():
     p = ffhq(0)
     with pytest.raises(AttributeError):
         p.lod = 3.0
+
+
+def test_every_is_due_at_each_multiple_of_its_interval_once():
+    checkpoints = schedule.Every(10_000, start_nimg=4_000)  # a run resumed at 4 kimg
+    due = [nimg for nimg in range(4_000, 40_001, 3_000) if checkpoints.due(nimg)]
+    assert due == [10_000, 22_000, 31_000, 40_000]  # the first step at or past 10, 20, 30, 40 kimg
+    assert checkpoints.next == 50_000
+    never = schedule.Every(None, start_nimg=0)
+    assert not any(never.due(nimg) for nimg in (0, 10 ** 12)) and not schedule.Every(0, 0).due(10 ** 12)

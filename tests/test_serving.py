@@ -74,7 +74,8 @@ def predict(request, rest, grpc_client):
     if request.param == "grpc":
         return grpc_client.predict
     format = request.param.split("-")[1]
-    return lambda inputs, signature_name="serving_default": rest.predict(inputs, signature_name, format=format)
+    return lambda inputs, signature_name="serving_default": rest.predict(inputs, signature_name,
+                                                                         format=format)
 
 
 def _z(batch, seed):
@@ -178,7 +179,8 @@ def test_rest_response_layouts_follow_tf_serving(rest_server, module):
 
 def test_versioned_requests(rest_server, grpc_server):
     inputs = {"seeds": [1], "truncation_psi": [1.0]}
-    assert RestClient(rest_server.url, NAME, version=1).predict(inputs, "generate_from_seeds")["images"].shape[0] == 1
+    assert RestClient(rest_server.url, NAME, version=1).predict(inputs,
+                                                                "generate_from_seeds")["images"].shape[0] == 1
     with GrpcClient(grpc_server.target, NAME, version=1) as client:
         assert client.predict(inputs, "generate_from_seeds")["images"].shape[0] == 1
     with pytest.raises(ServingError) as error:
@@ -233,8 +235,8 @@ def _post(url, body):
 
 GOOD = {"z": _z(1, 5), "truncation_psi": np.ones(1, np.float32)}
 BAD_REQUESTS = {  # name: (inputs, signature_name, expected words of the message)
-    "wrong z width": ({"z": np.zeros((1, LATENT - 1), np.float32), "truncation_psi": [1.0]}, "serving_default",
-                      "shape"),
+    "wrong z width": ({"z": np.zeros((1, LATENT - 1), np.float32), "truncation_psi": [1.0]},
+                      "serving_default", "shape"),
     "strings for floats": ({"z": [["x"] * LATENT], "truncation_psi": [1.0]}, "serving_default", "'z'"),
     "missing input": ({"z": GOOD["z"]}, "serving_default", "Missing but required: ['truncation_psi']"),
     "extra input": (dict(GOOD, seeds=[1]), "serving_default", "Sent extra: ['seeds']"),

@@ -45,7 +45,8 @@ def start_cli(args, log_path):
     """Starts ``python -m tf_stylegan.cli train ARGS`` with stdout+stderr going to ``log_path``."""
     log = open(log_path, "w")
     try:
-        return subprocess.Popen(CLI + list(args), stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=subprocess_env())
+        return subprocess.Popen(CLI + list(args), stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                env=subprocess_env())
     finally:
         log.close()  # the child holds its own descriptor
 
@@ -96,7 +97,8 @@ def tree_digest(folder):
 def solid_pngs(folder, colours, count, size=8):
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        Image.fromarray(np.full((size, size, 3), colours[i % len(colours)], np.uint8)).save(folder / f"{i:03d}.png")
+        Image.fromarray(np.full((size, size, 3), colours[i % len(colours)], np.uint8)).save(
+            folder / f"{i:03d}.png")
     return folder
 
 
@@ -149,7 +151,8 @@ def test_progressive_growing_traces_once_per_resolution(tiny_run):
     assert all(a >= b for a, b in zip(lod, lod[1:])), f"lod must not increase: {lod}"
     assert resolution[0] == 4 and resolution[-1] == 8, resolution
     progress = [line for line in lines if line.startswith("kimg")]
-    assert len(progress) == 8 and re.search(r"\b4px", progress[0]) and re.search(r"\b8px", progress[-1]), progress
+    assert (len(progress) == 8 and re.search(r"\b4px", progress[0])
+            and re.search(r"\b8px", progress[-1])), progress
 
 
 @pytest.mark.slow
@@ -175,7 +178,8 @@ def test_run_directory_holds_checkpoints_samples_logs_config_and_networks(tiny_r
     assert tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")).endswith("ckpt-128")
     values = checkpoint_values(os.path.join(run_dir, "checkpoints", "ckpt-128"))
     assert int(values["cur_nimg/.ATTRIBUTES/VARIABLE_VALUE"]) == 128
-    assert any(name.startswith("G_opt/") for name in values) and any(name.startswith("D_opt/") for name in values)
+    assert (any(name.startswith("G_opt/") for name in values)
+            and any(name.startswith("D_opt/") for name in values))
 
     # Sample grids (8 x 4 Gs samples) at 0, 64, 128 images; the last one is the final Gs's.
     samples = sorted(os.listdir(os.path.join(run_dir, "samples")))
@@ -234,7 +238,8 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_run(tmp_path):
     --resume with total_kimg overridden to A's. Both end identical: images shown, step, phase, weights
     and optimizer state."""
     common = ["--gin_file", TINY, "--gin_param", "train.checkpoint_kimg=0.064",
-              "--gin_param", "train.tick_kimg=0.064", "--gin_param", "training_schedule.lod_transition_kimg=0.064"]
+              "--gin_param", "train.tick_kimg=0.064",
+              "--gin_param", "training_schedule.lod_transition_kimg=0.064"]
     run_a, run_b = str(tmp_path / "a"), str(tmp_path / "b")
     a = start_cli(common + ["--gin_param", "train.total_kimg=0.192", "--run_dir", run_a], tmp_path / "a.log")
     b = start_cli(common + ["--gin_param", "train.total_kimg=5", "--run_dir", run_b], tmp_path / "b.log")
@@ -248,7 +253,8 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_run(tmp_path):
         stop(a)
         stop(b)
     killed_at = latest_number(run_b)
-    assert 64 <= killed_at < 192, f"B must die between 64 and 192 images, its latest checkpoint is {killed_at}"
+    assert 64 <= killed_at < 192, ("B must die between 64 and 192 images, "
+                                   f"its latest checkpoint is {killed_at}")
     assert latest_number(run_a) == 192
 
     resumed = run_cli(["--run_dir", run_b, "--resume", "--gin_param", "train.total_kimg=0.192"])
@@ -262,7 +268,8 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_run(tmp_path):
     final_b = checkpoint_values(os.path.join(run_b, "checkpoints", "ckpt-192"))
     assert sorted(final_a) == sorted(final_b)
     names = list(final_a)
-    assert sum(name.startswith(("G_opt/", "D_opt/")) for name in names) > 20, "optimizer state not checkpointed"
+    assert sum(name.startswith(("G_opt/", "D_opt/")) for name in names) > 20, (
+        "optimizer state not checkpointed")
     for name in ("cur_nimg", "step", "prev_lod", "G/synthesis.Slod", "D/lod", "Gs/synthesis.Slod"):
         key = f"{name}/.ATTRIBUTES/VARIABLE_VALUE"
         assert key in final_a, (key, names)
@@ -326,7 +333,8 @@ def test_interrupt_writes_a_checkpoint_exits_130_and_resume_continues(tmp_path, 
 @pytest.mark.slow
 @pytest.mark.parametrize("when, at_step", [("before", 4), ("before", 5), ("after", 4)],
                          ids=["before-step-4-group-start", "before-step-5-mid-group", "after-step-4"])
-def test_resume_after_an_interrupt_repeats_the_uninterrupted_run(tiny_run, tmp_path, monkeypatch, when, at_step):
+def test_resume_after_an_interrupt_repeats_the_uninterrupted_run(tiny_run, tmp_path, monkeypatch, when,
+                                                                   at_step):
     """A stop request (what the first Ctrl-C / SIGTERM makes) injected deterministically just before or
     just after the step function of step ``at_step``: training stops at the end of that group of
     minibatch_repeats (2) steps, and the checkpoint, resumed to the same 128 images, ends exactly where
@@ -361,7 +369,8 @@ def test_resume_after_an_interrupt_repeats_the_uninterrupted_run(tiny_run, tmp_p
                          (resumed.G_opt, reference.G_opt), (resumed.D_opt, reference.D_opt)):
         assert [v.path for v in ours.variables] == [v.path for v in theirs.variables]
         for a, b in zip(ours.variables, theirs.variables):
-            difference = float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)), initial=0))
+            difference = float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)),
+                                      initial=0))
             if difference > 1e-6:
                 differences[a.path] = difference
     worst = sorted(differences.items(), key=lambda item: -item[1])[:5]
@@ -410,14 +419,16 @@ def test_gin_typo_is_reported_with_file_and_line(tmp_path, capsys):
     unknown.write_text("include '%s'\ntrain.seed = 1\ntrain.tick_kimgg = 2\n" % TINY)
     code, _, err = cli(["train", "--gin_file", str(unknown), "--run_dir", str(tmp_path / "a")], capsys)
     assert code == 1, err
-    assert "tf-stylegan: error:" in err and "tick_kimgg" in err and str(unknown) in err and "line 3" in err, err
+    assert ("tf-stylegan: error:" in err and "tick_kimgg" in err and str(unknown) in err
+            and "line 3" in err), err
 
     syntax = tmp_path / "syntax.gin"
     syntax.write_text("train.seed = 1\ntrain.total_kimg = = 2\n")
     code, _, err = cli(["train", "--gin_file", str(syntax), "--run_dir", str(tmp_path / "b")], capsys)
     assert code == 1 and "tf-stylegan: error:" in err and "syntax.gin" in err and "line 2" in err, err
 
-    code, _, err = cli(["train", "--gin_file", str(tmp_path / "nope.gin"), "--run_dir", str(tmp_path / "c")], capsys)
+    code, _, err = cli(["train", "--gin_file", str(tmp_path / "nope.gin"), "--run_dir", str(tmp_path / "c")],
+                       capsys)
     assert code == 1 and "nope.gin" in err and "not found" in err, err
     assert not any((tmp_path / name).exists() for name in "abc"), "a refused configuration created a run dir"
 
@@ -447,7 +458,8 @@ def test_non_finite_training_stops_and_keeps_the_last_checkpoint(tmp_path, capsy
                         "--gin_param", "training_schedule.D_lrate_dict={8: 1e30}"], capsys)
     assert code == 1, err
     match = re.search(r"tf-stylegan: error: (?:3 steps in a row had non-finite gradients .* at ([\d.]+) kimg|"
-                      r"the weights or optimizer state became non-finite at ([\d.]+) kimg: no checkpoint written)",
+                      r"the weights or optimizer state became non-finite at ([\d.]+) kimg: "
+                      r"no checkpoint written)",
                       err)
     assert match, err
     stopped_at = round(float(match.group(1) or match.group(2)) * 1000)
@@ -551,7 +563,8 @@ def test_resume_with_every_checkpoint_damaged_is_a_clear_error(tiny_run, tmp_pat
             file.truncate(100)
     code, _, err = cli(["train", "--run_dir", str(run_dir), "--resume"], capsys)
     assert code == 1, err
-    assert "no checkpoint in" in err and "reads completely" in err and "ckpt-64" in err and "ckpt-128" in err, err
+    assert ("no checkpoint in" in err and "reads completely" in err and "ckpt-64" in err
+            and "ckpt-128" in err), err
 
 
 @pytest.mark.slow
@@ -559,7 +572,8 @@ def test_bad_data_through_the_cli(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     args = ["train", "--gin_file", TINY, "--gin_param", "train.total_kimg=0.016"]
-    code, _, err = cli(args + ["--gin_param", f"train.dataset='{empty}'", "--run_dir", str(tmp_path / "r1")], capsys)
+    code, _, err = cli(args + ["--gin_param", f"train.dataset='{empty}'", "--run_dir", str(tmp_path / "r1")],
+                       capsys)
     assert code == 1 and "tf-stylegan: error:" in err and "no images found" in err, err
 
     images = solid_pngs(tmp_path / "images", [(200, 60, 30), (30, 60, 200)], 16)
@@ -569,8 +583,8 @@ def test_bad_data_through_the_cli(tmp_path, capsys):
     assert code == 1 and "tf-stylegan: error:" in err and "zz_bad.png" in err, err
     assert not (tmp_path / "r2" / "checkpoints").exists()
 
-    code, out, err = cli(args + data + ["--gin_param", "train.skip_bad=True", "--run_dir", str(tmp_path / "r3")],
-                         capsys)
+    code, out, err = cli(args + data + ["--gin_param", "train.skip_bad=True",
+                                        "--run_dir", str(tmp_path / "r3")], capsys)
     assert code == 0, err
     assert re.search(r"skipped 1 unusable image\(s\), e\.g\. \S*zz_bad\.png", out), out
     assert "(16 images, 8px)" in out, out
@@ -602,4 +616,5 @@ def test_gs_learns_a_solid_colour_dataset(tmp_path):
     fresh = np.clip(trainer.Gs(z, truncation_psi=1.0).numpy() * 127.5 + 128, 0, 255)
     assert initial > 40, f"the untrained generator is already close to the data ({initial:.1f})"
     assert final <= initial / 2, f"mean colour distance {initial:.1f} -> {final:.1f}"
-    assert distance(fresh) <= initial / 2, f"mean colour distance {initial:.1f} -> {distance(fresh):.1f} (64 samples)"
+    assert distance(fresh) <= initial / 2, (f"mean colour distance {initial:.1f} -> "
+                                            f"{distance(fresh):.1f} (64 samples)")

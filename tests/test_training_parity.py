@@ -97,7 +97,8 @@ def _linear_const_channels(G):
     gradients are forward convolutions, the official ones TensorFlow's backprop kernels)."""
     values = {v.path.split("/", 1)[1]: np.asarray(v) for v in G.variables}
     pre = (values["synthesis/block4/const/const"]
-           + values["synthesis/block4/epilogue0/noise/noise_map"] * values["synthesis/block4/epilogue0/noise/strength"]
+           + values["synthesis/block4/epilogue0/noise/noise_map"]
+           * values["synthesis/block4/epilogue0/noise/strength"]
            + values["synthesis/block4/epilogue0/bias"])  # [1, 4, 4, C]
     return np.all(pre > 0, axis=(0, 1, 2)) | np.all(pre < 0, axis=(0, 1, 2))
 
@@ -118,8 +119,10 @@ def test_three_training_iterations_equal_the_official_ones(case, tmp_path):
     beta = tf.constant(float(ref["gs_beta"]), tf.float32)
     for i in range(3):
         metrics = train_step.on_inputs(ref[f"reals_{i}"], ref[f"latents_d_{i}"], ref[f"latents_g_{i}"], beta)
-        np.testing.assert_allclose(float(metrics["Loss/D"]), ref[f"d_loss_{i}"], rtol=STEP_RTOL, err_msg=f"D loss {i}")
-        np.testing.assert_allclose(float(metrics["Loss/G"]), ref[f"g_loss_{i}"], rtol=STEP_RTOL, err_msg=f"G loss {i}")
+        np.testing.assert_allclose(float(metrics["Loss/D"]), ref[f"d_loss_{i}"], rtol=STEP_RTOL,
+                                   err_msg=f"D loss {i}")
+        np.testing.assert_allclose(float(metrics["Loss/G"]), ref[f"g_loss_{i}"], rtol=STEP_RTOL,
+                                   err_msg=f"G loss {i}")
         assert float(metrics["Train/D_skipped"]) == 0 and float(metrics["Train/G_skipped"]) == 0
 
     G1, D1, Gs1 = official.load_official_pickle(official_ref_path(f"step_ref_lod{case}.pkl"))
@@ -135,7 +138,8 @@ def test_three_training_iterations_equal_the_official_ones(case, tmp_path):
             if official_variable.path.endswith(LINEAR_CHANNEL_VARIABLES):
                 # Linear channels: the bias moves by rounding-driven ~lr steps; the const and noise
                 # strength of those channels follow where it shifts a pre-activation across zero.
-                assert np.max(np.abs(a - b)[..., linear_channels], initial=0) < 3 * learning_rate, official_variable.path
+                assert np.max(np.abs(a - b)[..., linear_channels], initial=0) < 3 * learning_rate, (
+                    official_variable.path)
                 a, b = a[..., ~linear_channels], b[..., ~linear_channels]
             relative = np.max(np.abs(a - b), initial=0) / max(np.max(np.abs(b), initial=0), 1e-12)
             if relative > STEP_RTOL:

@@ -42,14 +42,16 @@ def read_metrics(run_dir):
 
 
 def nice_ticks(low, high, count=5):
-    """About ``count`` round tick values covering [low, high]: the nearest 1, 2 or 5 times a power of ten apart."""
+    """About ``count`` round tick values covering [low, high]: the nearest 1, 2 or 5 times a power of
+    ten apart."""
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ChartError(f"cannot place ticks on [{low}, {high}]")
     if high <= low:
         low, high = low - 1.0, high + 1.0
     raw = (high - low) / max(count - 1, 1)
     power = 10.0 ** math.floor(math.log10(raw))
-    step = power * next(m for m, limit in ((1, 1.5), (2, 3.5), (5, 7.5), (10, math.inf)) if raw / power < limit)
+    step = power * next(m for m, limit in ((1, 1.5), (2, 3.5), (5, 7.5), (10, math.inf))
+                        if raw / power < limit)
     first = math.floor(low / step) * step
     last = math.ceil(high / step) * step
     return [round(first + i * step, 10) for i in range(round((last - first) / step) + 1)]
@@ -97,7 +99,8 @@ def line_chart(xs, ys, title, x_label="kimg", marks=(), size=(560, 300)):
         u, _ = to_pixel(x, y_ticks[0])
         for v in range(top, height - bottom, 6):
             draw.line([(u, v), (u, min(v + 3, height - bottom))], fill=PHASE_COLOR)
-        row = row + 1 if u + 3 < text_end else 0  # a label that would overlap the previous one goes a line lower
+        # a label that would overlap the previous one goes a line lower
+        row = row + 1 if u + 3 < text_end else 0
         draw.text((u + 3, top + 2 + 12 * row), text, font=font, fill=PHASE_COLOR, anchor="lt")
         text_end = max(text_end, u + 3 + draw.textlength(text, font=font))
     points = [to_pixel(x, y) for x, y in zip(xs[finite], ys[finite])]
@@ -129,7 +132,8 @@ def metric_curves(run_dir, names=None, marks=None, size=(560, 300)):
     names = list(names or logged)
     unknown = [name for name in names if not any(name in record for record in records)]
     if unknown:
-        raise ChartError(f"{run_dir}: no metric {', '.join(unknown)} in metrics.jsonl (logged: {', '.join(logged)})")
+        raise ChartError(f"{run_dir}: no metric {', '.join(unknown)} in metrics.jsonl "
+                         f"(logged: {', '.join(logged)})")
     if not names:
         raise ChartError(f"{run_dir}: metrics.jsonl holds no metric values")
     marks = resolution_marks(records) if marks is None else marks

@@ -214,7 +214,8 @@ def style_mixing_dlatents(row_dlatents, column_dlatents, layers):
 
 
 def _is_per_row(layers):
-    return isinstance(layers, (list, tuple)) and len(layers) > 0 and not isinstance(layers[0], (int, np.integer))
+    return (isinstance(layers, (list, tuple)) and len(layers) > 0
+            and not isinstance(layers[0], (int, np.integer)))
 
 
 def style_mixing_figure(model, row_seeds, column_seeds, styles="coarse", truncation_psi=None):

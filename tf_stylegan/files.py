@@ -55,7 +55,8 @@ def replace_folder(staging, path):
 
 
 def cache_dir(*parts):
-    """``$XDG_CACHE_HOME/tf_stylegan/<parts>`` (``~/.cache`` when the variable is unset, empty or relative)."""
+    """``$XDG_CACHE_HOME/tf_stylegan/<parts>`` (``~/.cache`` when the variable is unset, empty or
+    relative)."""
     base = os.environ.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(base):  # the XDG spec says to ignore unset, empty or relative values
         base = os.path.join(os.path.expanduser("~"), ".cache")

@@ -56,6 +56,7 @@ def save_gif(path, frames, duration=40):
     if not frames:
         raise ValueError("no frames to write")
     buffer = io.BytesIO()
-    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=int(duration), loop=0)
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=int(duration),
+                   loop=0)
     write_atomically(path, buffer.getvalue())
     return os.fspath(path)

@@ -1,4 +1,5 @@
-"""``bench``: generator inference, training speed, export, FID features, or training quality in a time budget."""
+"""``bench``: generator inference, training speed, export, FID features, or training quality in a time
+budget."""
 
 import dataclasses
 import json
@@ -13,7 +14,7 @@ from tf_stylegan.cli.train import parse_gin
 def bench(args):
     """Generator inference (images/s, GFLOP/s against the conv roofline), training images/s,
     export sizes and latency, FID feature extraction time, or training quality in a time budget."""
-    from tf_stylegan import bench as bench_lib
+    from tf_stylegan.bench import generator, measure, quality, training
 
     if args.what == "quality":
         return bench_quality(args)
@@ -22,7 +23,8 @@ def bench(args):
     if args.what == "train":
         networks, phases = {}, None
         r1_gamma, r1_interval = args.r1_gamma, args.r1_interval
-        if args.gin_file:  # the networks, schedule and R1 of a training config (with its --gin-param bindings)
+        # the networks, schedule and R1 of a training config (with its --gin-param bindings)
+        if args.gin_file:
             from tf_stylegan.training import configurables
 
             error = parse_gin(args.gin_file, args.gin_param)
@@ -30,33 +32,38 @@ def bench(args):
                 return error
             networks = dict(generator=configurables.Generator, discriminator=configurables.Discriminator)
             widths = {}
-            network_resolution = _bound("train.resolution") or args.network_resolution[0]
+            network_resolution = (args.network_resolution or [_bound("train.resolution") or 1024])[0]
             r1_gamma = r1_gamma if r1_gamma is not None else _bound("LogisticR1.r1_gamma")
             r1_interval = r1_interval if r1_interval is not None else _bound("LogisticR1.r1_interval")
-            all_phases = bench_lib.schedule_phases(configurables.training_schedule, int(math.log2(network_resolution)))
+            all_phases = training.schedule_phases(configurables.training_schedule,
+                                                   int(math.log2(network_resolution)))
             chosen = [phase if args.batch is None else dataclasses.replace(phase, minibatch=args.batch)
-                      for phase in all_phases if not args.resolution or phase.resolution in args.resolution]
+                      for phase in all_phases
+                      if not args.resolution or (phase.stable and phase.resolution in args.resolution)]
             if not chosen:
                 return fail(f"--resolution {' '.join(map(str, args.resolution))}: the schedule's phases are "
-                            + ", ".join(bench_lib.phase_label(phase) for phase in all_phases))
+                            + ", ".join(training.phase_label(phase) for phase in all_phases))
             phases = {network_resolution: chosen}
         try:
-            rows = bench_lib.run_train(resolutions=args.resolution or [32, 64], batch=args.batch or 8,
-                                       network_resolutions=args.network_resolution, repeats=args.repeats,
+            rows = training.run_train(resolutions=args.resolution or [32, 64], batch=args.batch or 8,
+                                       network_resolutions=args.network_resolution or [1024],
+                                       repeats=args.repeats,
                                        r1_gamma=10.0 if r1_gamma is None else r1_gamma,
                                        r1_interval=r1_interval or 1, phases=phases,
                                        channels=args.channels, profile_top=args.profile, **networks, **widths)
         except ValueError as error:  # the networks' or the loss's arguments (gin bindings, width flags)
             return fail(str(error))
-        best = max(conv.gflops for conv in bench_lib.roofline())
-        print(f"roofline = {best:.1f} GFLOP/s (plain 3x3 convs {bench_lib.ROOFLINE_CONVS}, batch 4, this run)")
+        best = max(conv.gflops for conv in measure.roofline())
+        print(f"roofline = {best:.1f} GFLOP/s (plain 3x3 convs {measure.ROOFLINE_CONVS}, "
+              "batch 4, this run)")
     elif args.what == "fid":
-        rows = [bench_lib.run_fid_features(resolution, batch=args.batch or 32) for resolution in args.resolution or [256]]
+        rows = [quality.run_fid_features(resolution, batch=args.batch or 32)
+                for resolution in args.resolution or [256]]
     elif args.what == "export":
         rows = [row for resolution in args.resolution or [256]
-                for row in bench_lib.run_export(resolution, repeats=args.repeats, **widths)]
+                for row in generator.run_export(resolution, repeats=args.repeats, **widths)]
     else:
-        rows = bench_lib.run(resolutions=args.resolution or [256, 1024], batch=args.batch or 4,
+        rows = generator.run(resolutions=args.resolution or [256, 1024], batch=args.batch or 4,
                              repeats=args.repeats, truncation_psi=args.psi, **widths)
     if args.json:
         with open(args.json, "w") as file:
@@ -77,13 +84,10 @@ def _bound(binding):
 def bench_quality(args):
     """``bench quality``: the emoji Fréchet distance of G and Gs after training a gin config for
     ``--minutes``, or the meter's calibration (``--calibrate``)."""
-    from tf_stylegan import bench as bench_lib
+    from tf_stylegan.bench.quality import run_quality
     from tf_stylegan.metrics import calibrate
-    from tf_stylegan.training.trainer import (
-        CheckpointError,
-        NonFiniteLossError,
-        TrainingInterrupted,
-    )
+    from tf_stylegan.training.checkpoints import CheckpointError
+    from tf_stylegan.training.trainer import NonFiniteLossError, TrainingInterrupted
 
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         return fail(f"--json {args.json}: its folder does not exist")
@@ -99,12 +103,14 @@ def bench_quality(args):
         if args.calibrate:
             result = calibrate(args.num_images)
         else:
-            result = bench_lib.run_quality(args.minutes, seed=args.seed, run_dir=args.out,
-                                           metrics_every_kimg=args.metrics_every_kimg, num_images=args.num_images)
+            result = run_quality(args.minutes, seed=args.seed, run_dir=args.out,
+                                           metrics_every_kimg=args.metrics_every_kimg,
+                                           num_images=args.num_images)
     except (TrainingInterrupted, KeyboardInterrupt):
         print("bench quality: stopped", file=sys.stderr)
         return 130
-    except (NonFiniteLossError, CheckpointError, ValueError) as error:  # MetricError, DataError, RunDirectoryError
+    except (NonFiniteLossError, CheckpointError, ValueError) as error:
+        # MetricError, DataError, RunDirectoryError
         return fail(str(error))
     if args.json:
         with open(args.json, "w") as file:
@@ -127,14 +133,17 @@ def add_parsers(commands):
                         default="generator")
     parser.add_argument("--resolution", type=int, nargs="+",
                         help="generator: output resolutions (256 1024); train: stable phases (32 64; with "
-                             "--gin-file: its schedule's phases at these resolutions, every phase if none given); "
-                             "export, fid: 256")
-    add_option(parser, "network-resolution", type=int, nargs="+", default=[1024],
-               help="train: full resolution of the networks the phases run in")
-    parser.add_argument("--batch", type=int, help="generator: 4; train: 8 (the --gin-file's schedule); fid: 32")
+                             "--gin-file: its schedule's stable phases at these resolutions, every phase if "
+                             "none given); export, fid: 256")
+    add_option(parser, "network-resolution", type=int, nargs="+",
+               help="train: full resolution of the networks the phases run in (1024; with --gin-file: "
+                    "its train.resolution)")
+    parser.add_argument("--batch", type=int,
+                        help="generator: 4; train: 8 (the --gin-file's schedule); fid: 32")
     add_option(parser, "r1-gamma", type=float, help="train: R1 weight (10, or the --gin-file's LogisticR1)")
     add_option(parser, "r1-interval", type=int,
-               help="train: minibatches per R1 update (1, or the --gin-file's; lazy R1 above 1; figures are per step)")
+               help="train: minibatches per R1 update (1, or the --gin-file's; lazy R1 above 1; "
+                    "figures are per step)")
     add_option(parser, "gin-file", action="append", default=[],
                help="train: take the networks from a training config instead of the width flags; "
                     "quality: the training config")

@@ -9,8 +9,10 @@ import sys
 PROG = "tf-stylegan"
 
 # gin appends "\n  In call to configurable 'NAME' (<function NAME at 0x...>)" (plus " in scope 'S'") to
-# an exception raised inside each configurable call it wraps (gin.utils.augment_exception_message_and_reraise).
-_GIN_CALL_CONTEXT = re.compile(r"\n  In call to configurable '[^'\n]*' \([^\n]*\)(?: in scope '[^'\n]*')?(?=\n|$)")
+# an exception raised inside each configurable call it wraps
+# (gin.utils.augment_exception_message_and_reraise).
+_GIN_CALL_CONTEXT = re.compile(r"\n  In call to configurable '[^'\n]*' \([^\n]*\)"
+                               r"(?: in scope '[^'\n]*')?(?=\n|$)")
 
 
 def strip_gin_context(message):
@@ -32,7 +34,8 @@ def add_command(commands, name, summary, examples):
     for example in examples:
         command, comment = (example, "") if isinstance(example, str) else example
         lines.append(f"  {command}" + (f"   # {comment}" if comment else ""))
-    return commands.add_parser(name, help=summary, description=summary, epilog="examples:\n" + "\n".join(lines),
+    return commands.add_parser(name, help=summary, description=summary,
+                               epilog="examples:\n" + "\n".join(lines),
                                formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
@@ -46,7 +49,8 @@ def add_option(parser, name, **kwargs):
     if kebab == snake:
         return parser.add_argument(kebab, **kwargs)
     # argparse would count a required option given by its alias as missing: either spelling satisfies a group
-    container = parser.add_mutually_exclusive_group(required=True) if kwargs.pop("required", False) else parser
+    container = (parser.add_mutually_exclusive_group(required=True) if kwargs.pop("required", False)
+                 else parser)
     action = container.add_argument(kebab, **kwargs)
     alias = {key: value for key, value in kwargs.items() if key not in ("help", "default")}
     container.add_argument(snake, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **alias)

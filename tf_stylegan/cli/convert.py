@@ -22,7 +22,8 @@ def convert_official(args):
         return fail(str(error))
     try:
         save_networks(args.out, G, D, Gs, overwrite=args.force,
-                      metadata={"converted_from": os.path.abspath(args.pkl), "source": "official StyleGAN pickle"})
+                      metadata={"converted_from": os.path.abspath(args.pkl),
+                                "source": "official StyleGAN pickle"})
     except FileExistsError as error:
         return fail(str(error))
     print(f"converted {args.pkl} -> {args.out}")

@@ -30,8 +30,8 @@ def dataset_info(args):
         images = load_dataset(args.path, args.resolution)
     except DataError as error:
         return fail(str(error))
-    print(f"{images.name}: {images.num_images} images, {images.resolution}px, {images.num_channels} channel(s), "
-          f"levels {sorted(images.levels)}")
+    print(f"{images.name}: {images.num_images} images, {images.resolution}px, "
+          f"{images.num_channels} channel(s), levels {sorted(images.levels)}")
     return 0
 
 
@@ -53,7 +53,8 @@ def add_parsers(commands):
     create.add_argument("--channels", type=int, choices=(1, 3), default=3)
     create.add_argument("--background", type=int, nargs=3, default=(255, 255, 255), metavar=("R", "G", "B"),
                         help="colour transparent pixels are composited on")
-    add_option(create, "no-crop", action="store_true", help="reject non-square images instead of centre-cropping")
+    add_option(create, "no-crop", action="store_true",
+               help="reject non-square images instead of centre-cropping")
     add_option(create, "skip-bad", action="store_true", help="skip unusable images and report them")
     add_option(create, "shuffle-seed", type=int, default=123, help="record order, as official (123)")
     create.set_defaults(run=dataset_create)

@@ -43,7 +43,8 @@ def export(args):
             return fail(f"TFLite export failed (the SavedModel {path} is fine): {error}")
         latency = export_lib.tflite_latency(tflite_path, generator.latent_size)
         print(f"exported {tflite_path}: {os.path.getsize(tflite_path) / 1e6:.1f} MB, "
-              f"{latency * 1000:.1f} ms per image (batch 1), signatures {', '.join(export_lib.TFLITE_SIGNATURES)}")
+              f"{latency * 1000:.1f} ms per image (batch 1), "
+              f"signatures {', '.join(export_lib.TFLITE_SIGNATURES)}")
         print("  max |difference| from Keras (uint8 images in levels): " + "; ".join(
             f"{name} " + ", ".join(f"{key} {value:.2g}" for key, value in outputs.items())
             for name, outputs in differences.items()))
@@ -54,9 +55,11 @@ def add_parsers(commands):
     parser = add_command(
         commands, "export", "export the moving-average generator (SavedModel for TF Serving, TFLite)", [
             ("tf-stylegan export runs/emoji --out exported", "exported/stylegan/1/ (TF Serving layout)"),
-            ("tf-stylegan export ffhq-1024 --out exported --tflite", "+ exported/stylegan_2.tflite (float32)"),
+            ("tf-stylegan export ffhq-1024 --out exported --tflite",
+             "+ exported/stylegan_2.tflite (float32)"),
             ("tf-stylegan export ffhq-1024 --out exported --quantize float16", "or dynamic"),
-            ("tf-stylegan export ffhq-1024 --out exported --dtype float16", "a SavedModel computing in float16"),
+            ("tf-stylegan export ffhq-1024 --out exported --dtype float16",
+             "a SavedModel computing in float16"),
         ])
     parser.add_argument("model", help="training run directory, network snapshot or official .pkl")
     parser.add_argument("--out", required=True, help="export folder; the model goes to OUT/NAME/VERSION")

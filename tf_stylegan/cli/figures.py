@@ -1,4 +1,5 @@
-"""Figures of a trained generator (tf_stylegan.figures): generate, style-mix, truncation, noise, interpolate."""
+"""Figures of a trained generator (tf_stylegan.figures): generate, style-mix, truncation, noise,
+interpolate."""
 
 import os
 
@@ -49,14 +50,16 @@ def figure_style_mix(args):
     try:
         rows, columns = figures.parse_seeds(args.rows), figures.parse_seeds(args.cols)
         if len(args.styles) not in (1, len(rows)):
-            raise figures.FigureError(f"give one --styles, or one per row ({len(rows)}), got {len(args.styles)}")
+            raise figures.FigureError(f"give one --styles, or one per row ({len(rows)}), "
+                                      f"got {len(args.styles)}")
         path = output_path(args.out, "style-mix.png")
         model = _figure_model(figures, args)
         styles = args.styles if len(args.styles) > 1 else args.styles[0]
         described = sorted(set(figures.describe_styles(spec, model.num_layers) for spec in args.styles))
         image = figures.style_mixing_figure(model, rows, columns, styles, args.truncation_psi)
         wrote(save_image(path, image), image,
-               f", {len(rows)} rows x {len(columns)} columns of {model.resolution} px; styles " + "; ".join(described))
+               f", {len(rows)} rows x {len(columns)} columns of {model.resolution} px; styles "
+               + "; ".join(described))
     except (ValueError, OSError) as error:  # FigureError, bad output paths
         return fail(str(error))
     return 0
@@ -96,7 +99,8 @@ def figure_noise(args):
                f", {len(seeds)} row(s): all / no / fine {figures.describe_layers(groups['fine'])} / "
                f"coarse {figures.describe_layers(groups['coarse'])} noise, std map")
         for seed, mean in zip(seeds, means):
-            print(f"  seed {seed}: mean per-pixel std over {args.draws} noise draws {mean:.3f} (pixel values 0-255)")
+            print(f"  seed {seed}: mean per-pixel std over {args.draws} noise draws {mean:.3f} "
+                  "(pixel values 0-255)")
     except (ValueError, OSError) as error:  # FigureError, bad output paths
         return fail(str(error))
     return 0
@@ -116,7 +120,8 @@ def figure_interpolate(args):
         frames = figures.interpolation_frames(_figure_model(figures, args), seeds, args.frames, args.space,
                                               args.loop, args.truncation_psi)
         wrote(save_gif(path, frames, args.duration), frames[0],
-               f", {len(frames)} frames of {args.duration} ms, {args.space} space{', looping' if args.loop else ''}")
+               f", {len(frames)} frames of {args.duration} ms, {args.space} space"
+               f"{', looping' if args.loop else ''}")
     except (ValueError, OSError) as error:  # FigureError, bad output paths
         return fail(str(error))
     return 0
@@ -129,21 +134,24 @@ SEEDS_HELP = "seeds: integers and inclusive ranges, e.g. 1 2 3 or 0-15"
 def _figure_parser(commands, name, summary, examples, run, psi=True):
     """A figure command: MODEL, --out, --truncation-psi (unless ``psi`` is False) and --batch-size."""
     parser = add_command(commands, name, summary, examples)
-    parser.add_argument("model", help="exported SavedModel, network snapshot, training run directory or official .pkl")
+    parser.add_argument("model",
+                        help="exported SavedModel, network snapshot, training run directory or official .pkl")
     parser.add_argument("--out", required=True, help="output file, or a folder for the default file name")
     if psi:
-        add_option(parser, "truncation-psi", type=float, help="truncation psi (default: the model's; 1 disables)")
+        add_option(parser, "truncation-psi", type=float,
+                   help="truncation psi (default: the model's; 1 disables)")
     add_option(parser, "batch-size", type=int, default=8, help="images per generator call")
     parser.set_defaults(run=run)
     return parser
 
 
 def add_parsers(commands):
-    generate = _figure_parser(commands, "generate", "images of seeds: one PNG each (seed0001.png ...) or a grid", [
-        ("tf-stylegan generate runs/emoji --seeds 0-15 --out images/", "images/seed0000.png ..."),
-        ("tf-stylegan generate runs/emoji --seeds 0-15 --grid 4 --out grid.png", "one 4-column grid"),
-        "tf-stylegan generate ffhq-1024 --seeds 1 2 3 --truncation-psi 0.5 --batch-size 1 --out images/",
-    ], figure_generate)
+    generate = _figure_parser(
+        commands, "generate", "images of seeds: one PNG each (seed0001.png ...) or a grid", [
+            ("tf-stylegan generate runs/emoji --seeds 0-15 --out images/", "images/seed0000.png ..."),
+            ("tf-stylegan generate runs/emoji --seeds 0-15 --grid 4 --out grid.png", "one 4-column grid"),
+            "tf-stylegan generate ffhq-1024 --seeds 1 2 3 --truncation-psi 0.5 --batch-size 1 --out images/",
+        ], figure_generate)
     generate.add_argument("--seeds", nargs="*", default=[], help=SEEDS_HELP)
     generate.add_argument("--grid", type=int, metavar="COLUMNS",
                           help="grid columns (an image --out is a grid; a folder also gets grid.png)")
@@ -156,12 +164,14 @@ def add_parsers(commands):
     style_mix.add_argument("--rows", nargs="*", default=[], help="row (A, destination) " + SEEDS_HELP)
     style_mix.add_argument("--cols", nargs="*", default=[], help="column (B, source of styles) " + SEEDS_HELP)
     style_mix.add_argument("--styles", nargs="+", default=["coarse"],
-                           help="layers taken from the column: coarse (0-3), middle (4-7), fine (8-), a range "
-                                "like 0-3; one, or one per row")
+                           help="layers taken from the column: coarse (0-3), middle (4-7), fine (8-), "
+                                "a range like 0-3; one, or one per row")
 
-    truncation = _figure_parser(commands, "truncation", "truncation trick figure (paper Fig. 8): psi from 1 to -1", [
-        ("tf-stylegan truncation runs/emoji --seeds 1 2 --steps 9 --out trunc.png", "columns: psi = 1 ... -1"),
-    ], figure_truncation, psi=False)
+    truncation = _figure_parser(
+        commands, "truncation", "truncation trick figure (paper Fig. 8): psi from 1 to -1", [
+            ("tf-stylegan truncation runs/emoji --seeds 1 2 --steps 9 --out trunc.png",
+             "columns: psi = 1 ... -1"),
+        ], figure_truncation, psi=False)
     truncation.add_argument("--seeds", nargs="*", default=[], help=SEEDS_HELP)
     truncation.add_argument("--steps", type=int, default=9, help="psi values (columns), from 1 to -1")
 
@@ -174,10 +184,11 @@ def add_parsers(commands):
     noise.add_argument("--draws", type=int, default=100, help="noise draws of the std map")
     add_option(noise, "noise-seed", type=int, default=0, help="seed of the fresh noise")
 
-    interpolate = _figure_parser(commands, "interpolate", "animated GIF of a walk through the seeds' latents", [
-        "tf-stylegan interpolate runs/emoji --seeds 1 2 3 --frames 30 --space z --loop --out walk.gif",
-        ("tf-stylegan interpolate runs/emoji --seeds 0-3 --out walks/", "walks/interpolate-w.gif"),
-    ], figure_interpolate)
+    interpolate = _figure_parser(
+        commands, "interpolate", "animated GIF of a walk through the seeds' latents", [
+            "tf-stylegan interpolate runs/emoji --seeds 1 2 3 --frames 30 --space z --loop --out walk.gif",
+            ("tf-stylegan interpolate runs/emoji --seeds 0-3 --out walks/", "walks/interpolate-w.gif"),
+        ], figure_interpolate)
     interpolate.add_argument("--seeds", nargs="*", default=[], help=SEEDS_HELP)
     interpolate.add_argument("--frames", type=int, default=30, help="frames from one seed to the next")
     interpolate.add_argument("--space", choices=("w", "z"), default="w",

@@ -16,9 +16,11 @@ def metrics(args):
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         return fail(f"--json {args.json}: its folder does not exist")
     try:
-        distance = metrics_lib.lpips_vgg16(args.lpips_weights, args.vgg_weights) if args.lpips_weights else None
-        chosen = [metrics_lib.metric_from_name(name, args.num_images, args.num_samples, args.inception_weights,
-                                               distance, args.batch_size, args.cache_dir) for name in args.names]
+        distance = (metrics_lib.lpips_vgg16(args.lpips_weights, args.vgg_weights) if args.lpips_weights
+                    else None)
+        chosen = [metrics_lib.metric_from_name(name, args.num_images, args.num_samples,
+                                               args.inception_weights, distance, args.batch_size,
+                                               args.cache_dir) for name in args.names]
         metrics_lib.prepare(chosen)  # every weights file first, before hours of computing
         generator = tf_stylegan.load(args.model, batch_size=args.batch_size or 8)
         dataset = load_dataset(args.data, generator.resolution) if args.data else None
@@ -49,7 +51,8 @@ def curve(args):
 def add_parsers(commands):
     parser = add_command(
         commands, "metrics", "FID, KID, emoji Fréchet distance and perceptual path length of a generator", [
-            ("tf-stylegan metrics fid50k --model runs/ffhq --data datasets/ffhq", "FID, 50k generated vs 50k real"),
+            ("tf-stylegan metrics fid50k --model runs/ffhq --data datasets/ffhq",
+             "FID, 50k generated vs 50k real"),
             "tf-stylegan metrics fid10k --model exported/stylegan --data emoji --json fid.json",
             "tf-stylegan metrics ppl_wend ppl_zfull --model ffhq-1024 --lpips-weights lpips_vgg16.npz",
             ("tf-stylegan metrics efd2k --model runs/emoji --data emoji", "the emoji quality meter"),

@@ -21,11 +21,8 @@ def parse_gin(gin_files, gin_params, run_dir=None, resume=False):
 def train(args):
     """Train (or resume) a run configured by gin."""
     from tf_stylegan.training import configurables
-    from tf_stylegan.training.trainer import (
-        CheckpointError,
-        NonFiniteLossError,
-        TrainingInterrupted,
-    )
+    from tf_stylegan.training.checkpoints import CheckpointError
+    from tf_stylegan.training.trainer import NonFiniteLossError, TrainingInterrupted
 
     error = parse_gin(args.gin_file, args.gin_param, args.run_dir, args.resume)
     if error:
@@ -35,7 +32,8 @@ def train(args):
     except TrainingInterrupted:
         print(f"stopped; resume with: tf-stylegan train --run-dir {args.run_dir} --resume", file=sys.stderr)
         return 130
-    except (NonFiniteLossError, CheckpointError, ValueError) as error:  # DataError, RunDirectoryError, bindings
+    except (NonFiniteLossError, CheckpointError, ValueError) as error:
+        # DataError, RunDirectoryError, bindings
         return fail(str(error))
     except KeyboardInterrupt:
         print("stopped at once; the previous checkpoint is intact", file=sys.stderr)

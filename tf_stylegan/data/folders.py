@@ -90,7 +90,8 @@ def load_image(path, resolution, num_channels, background, crop):
     return np.asarray(image, dtype=np.uint8).reshape(resolution, resolution, num_channels)
 
 
-def load_image_folder(path, resolution, num_channels=3, background=(255, 255, 255), crop=True, skip_bad=False):
+def load_image_folder(path, resolution, num_channels=3, background=(255, 255, 255), crop=True,
+                      skip_bad=False):
     """Load every .png/.jpg/.jpeg/.webp under ``path`` (recursive, sorted; hidden files skipped) into memory.
 
     Each image is turned upright by its EXIF orientation, converted to ``num_channels`` (grayscale is
@@ -114,8 +115,9 @@ def load_image_folder(path, resolution, num_channels=3, background=(255, 255, 25
     num_bytes = len(files) * pixels_per_image
     if num_bytes > dataset.MAX_IN_MEMORY_BYTES:
         raise DataError(f"{folder}: {len(files)} images at {resolution}x{resolution}x{num_channels} need "
-                        f"{gib(num_bytes)} in memory, more than {gib(dataset.MAX_IN_MEMORY_BYTES)}; convert the folder "
-                        "to TFRecords with `tf-stylegan dataset create` and train from those")
+                        f"{gib(num_bytes)} in memory, more than {gib(dataset.MAX_IN_MEMORY_BYTES)}; "
+                        "convert the folder to TFRecords with `tf-stylegan dataset create` and train "
+                        "from those")
 
     def load(file):
         try:

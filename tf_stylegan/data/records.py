@@ -159,8 +159,8 @@ class RecordFile:
         while offset < size:
             length = record_length(os.pread(fd, 12, offset))
             if length is None or offset + length + 16 > size:
-                raise DataError(f"{self.path}: cannot read the TFRecords (record {len(offsets)} at byte {offset} "
-                                "has a corrupt header or is truncated)")
+                raise DataError(f"{self.path}: cannot read the TFRecords (record {len(offsets)} "
+                                f"at byte {offset} has a corrupt header or is truncated)")
             offsets.append(offset)
             offset += length + 16
         return np.asarray(offsets, np.int64)

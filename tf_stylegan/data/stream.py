@@ -49,7 +49,8 @@ def ordered_batches(images, batch_size, limit=None):
         yield decode_records(records, shape, source).numpy()
 
 
-def real_images_pipeline(images, batch_size, seed, start_index=0, mirror_augment=True, num_shards=1, shard_index=0):
+def real_images_pipeline(images, batch_size, seed, start_index=0, mirror_augment=True, num_shards=1,
+                         shard_index=0):
     """An infinite, deterministic ``tf.data.Dataset`` of uint8 batches [batch_size, r, r, C].
 
     ``images`` is a uint8 array [N, r, r, C] or the path of one TFRecord level. Element i = e*N + p of
@@ -71,7 +72,8 @@ def real_images_pipeline(images, batch_size, seed, start_index=0, mirror_augment
     seed, start_index = int(seed), int(start_index)
     if isinstance(images, (str, os.PathLike)) and not os.path.isfile(images):
         raise DataError(f"{images}: no such TFRecord file")
-    streamed = isinstance(images, (str, os.PathLike)) and os.path.getsize(images) > dataset.MAX_IN_MEMORY_BYTES
+    streamed = (isinstance(images, (str, os.PathLike))
+                and os.path.getsize(images) > dataset.MAX_IN_MEMORY_BYTES)
     if streamed:
         path = str(images)
         shape, _ = first_record(path)
@@ -83,8 +85,9 @@ def real_images_pipeline(images, batch_size, seed, start_index=0, mirror_augment
             images = read_level(images, count_records(images))
         if (not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4
                 or images.shape[3] not in (1, 3) or not len(images)):
-            raise DataError(f"real images must be a TFRecord path or a non-empty uint8 array [N, r, r, 1 or 3], "
-                            f"got {getattr(images, 'dtype', type(images).__name__)} {list(np.shape(images))}")
+            raise DataError(f"real images must be a TFRecord path or a non-empty uint8 array "
+                            f"[N, r, r, 1 or 3], got {getattr(images, 'dtype', type(images).__name__)} "
+                            f"{list(np.shape(images))}")
         with tf.device("/cpu:0"):
             tensor = tf.convert_to_tensor(images)
         batches = permuted_batches(len(images), batch_size, seed, start_index)

@@ -1,4 +1,5 @@
-"""The official multi-resolution TFRecords (``<name>-rNN.tfrecords``): read and write, as ``dataset_tool.py``."""
+"""The official multi-resolution TFRecords (``<name>-rNN.tfrecords``): read and write, as
+``dataset_tool.py``."""
 
 import os
 import pathlib
@@ -65,7 +66,8 @@ def read_tfrecords(path):
             raise DataError(f"{file}: record 0 has shape {list(shape)}, but the name -r{log2:02d} means "
                             f"{r}x{r} images")
         if shape[0] not in (1, 3):
-            raise DataError(f"{file}: record 0 has {shape[0]} channels; only 1 (grayscale) or 3 (RGB) are supported")
+            raise DataError(f"{file}: record 0 has {shape[0]} channels; only 1 (grayscale) or 3 (RGB) "
+                            "are supported")
         if channels is not None and shape[0] != channels:
             raise DataError(f"{file}: {shape[0]} channels, but {files[2]} has {channels}")
         channels = shape[0]

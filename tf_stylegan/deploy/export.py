@@ -145,7 +145,8 @@ def export_tflite(saved_model_path, out_path, quantize=None, signature_keys=TFLI
     """Converts an export to TFLite (float32, or ``quantize`` 'float16' / 'dynamic' range)."""
     if quantize not in TFLITE_QUANTIZATIONS:
         raise ExportError(f"quantize must be one of {TFLITE_QUANTIZATIONS[1:]} or None, got {quantize!r}")
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_path, signature_keys=list(signature_keys))
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_path,
+                                                         signature_keys=list(signature_keys))
     if quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
@@ -212,16 +213,19 @@ def verify_tflite(module, tflite_path, float_atol=1e-3, batch=2):
             raise ExportError(f"TFLite signature '{signature}' outputs NaN or infinity (a float16 model of a "
                               "network with a zero-variance layer, such as an untrained one, does)")
         differences[signature] = {
-            key: float(np.max(np.abs(value.astype(np.float64) - actual[key]))) for key, value in expected.items()}
+            key: float(np.max(np.abs(value.astype(np.float64) - actual[key])))
+            for key, value in expected.items()}
         if float_atol is not None:
-            compare_outputs(expected, actual, float_atol=float_atol, uint8_atol=1 + int(np.ceil(127.5 * float_atol)),
+            compare_outputs(expected, actual, float_atol=float_atol,
+                            uint8_atol=1 + int(np.ceil(127.5 * float_atol)),
                             where=f"TFLite signature '{signature}': ")
     return differences
 
 
 def folder_bytes(path):
     """Total size of the files under ``path``."""
-    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(path) for name in names)
 
 
 def tflite_latency(tflite_path, latent_size, repeats=3):

@@ -56,7 +56,8 @@ class StyleGAN:
             raise ValueError("give exactly one of seeds and z")
         if seeds is not None:
             seeds = np.asarray(seeds, np.int64).reshape(-1)
-            return self._run("generate_from_seeds", seeds=seeds, truncation_psi=self._psi(truncation_psi, len(seeds)))
+            return self._run("generate_from_seeds", seeds=seeds,
+                             truncation_psi=self._psi(truncation_psi, len(seeds)))
         z = self._z(z)
         return self._run("serving_default", z=z, truncation_psi=self._psi(truncation_psi, len(z)))
 
@@ -142,7 +143,8 @@ def load(path, batch_size=8):
     if saved_model:
         metadata_path = os.path.join(saved_model, "assets.extra", METADATA_FILE)
         if not os.path.isfile(metadata_path):
-            raise LoadError(f"{saved_model} is a SavedModel but not a tf_stylegan export (no {metadata_path})")
+            raise LoadError(f"{saved_model} is a SavedModel but not a tf_stylegan export "
+                            f"(no {metadata_path})")
         with open(metadata_path) as file:
             metadata = json.load(file)
         loaded = tf.saved_model.load(saved_model)

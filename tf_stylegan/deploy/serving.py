@@ -53,7 +53,8 @@ def signatures_from_metadata(metadata):
     """{signature name: :class:`Signature`} from TF Serving's model metadata (REST JSON layout);
     internal entries such as ``__saved_model_init_op`` are left out."""
     signature_defs = metadata["metadata"]["signature_def"]["signature_def"]
-    return {name: Signature(_tensor_infos(definition.get("inputs", {})), _tensor_infos(definition.get("outputs", {})))
+    return {name: Signature(_tensor_infos(definition.get("inputs", {})),
+                            _tensor_infos(definition.get("outputs", {})))
             for name, definition in signature_defs.items() if not name.startswith("__")}
 
 
@@ -133,7 +134,8 @@ class RestClient(_Client):
         try:
             return json.loads(text)
         except ValueError:
-            raise ServingError(200, f"{url} answered with something other than JSON: {text[:200]!r}") from None
+            raise ServingError(200, f"{url} answered with something other than JSON: "
+                                    f"{text[:200]!r}") from None
 
 
 def _error_message(body):
@@ -150,7 +152,8 @@ def _rows(columns):
     if len(set(sizes.values())) != 1 or None in sizes.values():
         raise ValueError(f"the row format needs every input batched with one size, got {sizes}")
     lists = {name: value.tolist() for name, value in columns.items()}
-    return [{name: rows[index] for name, rows in lists.items()} for index in range(next(iter(sizes.values())))]
+    return [{name: rows[index] for name, rows in lists.items()}
+            for index in range(next(iter(sizes.values())))]
 
 
 def _array(value, dtype):
@@ -250,7 +253,8 @@ class GrpcClient(_Client):
             return json_format.MessageToDict(message, preserving_proto_field_name=True,
                                              always_print_fields_with_no_presence=True)
 
-        return {"model_spec": as_dict(response.model_spec), "metadata": {"signature_def": as_dict(signature_defs)}}
+        return {"model_spec": as_dict(response.model_spec),
+                "metadata": {"signature_def": as_dict(signature_defs)}}
 
     def close(self):
         self._channel.close()
@@ -278,7 +282,8 @@ class GrpcClient(_Client):
 def _cast_to(array, dtype):
     """``array`` as ``dtype`` when both are numeric and the cast keeps the values (floats are
     only rounded, never turned into integers); otherwise ``array`` unchanged."""
-    if array.dtype.kind not in "iuf" or dtype.kind not in "iuf" or (array.dtype.kind == "f" and dtype.kind != "f"):
+    if (array.dtype.kind not in "iuf" or dtype.kind not in "iuf"
+            or (array.dtype.kind == "f" and dtype.kind != "f")):
         return array
     cast = array.astype(dtype)
     return cast if dtype.kind == "f" or np.array_equal(cast, array) else array

@@ -170,7 +170,8 @@ class GeneratorModule(tf.Module):
         sizes = self.generator.synthesis.noise_sizes()
         total = sum(size * size for size in sizes)
         fresh = tf.map_fn(  # [N, total]: all the layers' noise of one sample from its seed
-            lambda seed: tf.random.stateless_normal([total], tf.stack([tf.maximum(seed, 0), SEED_STREAM_NOISE])),
+            lambda seed: tf.random.stateless_normal([total],
+                                                    tf.stack([tf.maximum(seed, 0), SEED_STREAM_NOISE])),
             noise_seeds, fn_output_signature=tf.float32)
         use_fresh = tf.reshape(noise_seeds >= 0, [-1, 1, 1, 1])
         maps, offset = [], 0

@@ -109,7 +109,8 @@ def read_official_pickle(path):
     except OfficialPickleError as error:
         raise OfficialPickleError(f"{path}: {error}") from None
     except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError) as error:
-        raise OfficialPickleError(f"{path}: truncated or corrupt pickle ({type(error).__name__}: {error})") from None
+        raise OfficialPickleError(f"{path}: truncated or corrupt pickle "
+                                  f"({type(error).__name__}: {error})") from None
     if not (isinstance(networks, tuple) and len(networks) == 3):
         raise OfficialPickleError(
             f"{path}: not an official StyleGAN snapshot: expected a (G, D, Gs) tuple, "
@@ -233,7 +234,8 @@ def generator_from_state(state):
 
 def discriminator_from_state(state):
     """A built :class:`Discriminator` holding the weights of an official ``D_basic`` network state."""
-    kwargs = _network_kwargs(state.static_kwargs, _DISCRIMINATOR_KWARGS, _IGNORED_BY_DISCRIMINATOR, state.name)
+    kwargs = _network_kwargs(state.static_kwargs, _DISCRIMINATOR_KWARGS, _IGNORED_BY_DISCRIMINATOR,
+                             state.name)
     discriminator = Discriminator(name=state.name, **kwargs)
     discriminator.build()
     _assign_all(state.all_variables(), discriminator_variable_map(discriminator), state.name)

@@ -51,7 +51,8 @@ def variable_tree(network):
 
 def checkpoint_of(networks):
     """A ``tf.train.Checkpoint`` over the variables of ``{name: network}`` (None entries skipped)."""
-    return tf.train.Checkpoint(**{name: variable_tree(net) for name, net in networks.items() if net is not None})
+    return tf.train.Checkpoint(**{name: variable_tree(net)
+                                  for name, net in networks.items() if net is not None})
 
 
 def _config(networks, metadata):
@@ -102,7 +103,8 @@ def read_snapshot_config(path):
     except json.JSONDecodeError as error:
         raise SnapshotError(f"{config_path} is corrupt: {error}") from None
     if config.get("format") != FORMAT:
-        raise SnapshotError(f"{config_path} is not a tf_stylegan network snapshot (format {config.get('format')!r})")
+        raise SnapshotError(f"{config_path} is not a tf_stylegan network snapshot "
+                            f"(format {config.get('format')!r})")
     if config.get("version", 0) > VERSION:
         raise SnapshotError(f"{config_path} has format version {config['version']}; this tf_stylegan reads "
                             f"up to {VERSION}: upgrade tf_stylegan")
@@ -137,7 +139,8 @@ def load_networks(path, weights_prefix=None):
     try:
         status.assert_existing_objects_matched()
     except AssertionError as error:
-        raise SnapshotError(f"{prefix} does not hold every variable of the networks in {path}: {error}") from None
+        raise SnapshotError(f"{prefix} does not hold every variable of the networks in {path}: "
+                            f"{error}") from None
     status.expect_partial()  # a training checkpoint also holds optimizer state
     return Networks(*(built.get(name) for name in NETWORK_NAMES))
 

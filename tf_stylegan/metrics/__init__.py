@@ -1,8 +1,8 @@
 """Metrics of the paper: FID (Fréchet Inception Distance) and perceptual path length (PPL), with the
-procedures of the official ``metrics/frechet_inception_distance.py`` and ``metrics/perceptual_path_length.py``;
-KID (kernel Inception distance) on the same features; and the quality meter of the default dataset,
-the emoji Fréchet distance (EFD: FID's procedure in the embedding of a small classifier of the emoji,
-shipped with the package, so that nothing is downloaded).
+procedures of the official ``metrics/frechet_inception_distance.py`` and
+``metrics/perceptual_path_length.py``; KID (kernel Inception distance) on the same features; and the
+quality meter of the default dataset, the emoji Fréchet distance (EFD: FID's procedure in the embedding
+of a small classifier of the emoji, shipped with the package, so that nothing is downloaded).
 
 The feature networks are not the official ones: FID uses Keras's ImageNet Inception-v3 (the official
 metric, the 2015 TF Inception graph), PPL an LPIPS-style distance of your choice. Values compare
@@ -68,14 +68,15 @@ from tf_stylegan.metrics.ppl import (
 )
 
 __all__ = [  # the package's API: the modules' names, and running metrics by name
-    "CLASSIFIER_VERSION", "EmojiFD", "EmojiFeatures", "EmojiLabels", "FID", "FeatureDistance", "INCEPTION_SIZE",
-    "INCEPTION_WEIGHTS_FILE", "INCEPTION_WEIGHTS_URL", "InceptionFeatures", "KID", "LPIPS_VGG_CHANNELS",
-    "LPIPS_VGG_LAYERS", "METRIC_NAMES", "MetricError", "PPL", "PPL_EPSILON", "PPL_SAMPLINGS", "PPL_SPACES",
-    "StreamingMoments", "build_classifier", "calibrate", "calibration_sets", "classifier_weights",
-    "dataset_fingerprint", "emoji_labels", "evaluate", "filtered_mean", "frechet_distance", "gaussian_blur",
-    "generated_feature_batches", "generated_statistics", "kernel_inception_distance", "lpips_vgg16",
-    "metric_from_name", "path_length_samples", "ppl_crop", "ppl_inputs", "prepare", "real_feature_batches",
-    "real_features", "real_statistics", "slerp_directions", "train_classifier",
+    "CLASSIFIER_VERSION", "EmojiFD", "EmojiFeatures", "EmojiLabels", "FID", "FeatureDistance",
+    "INCEPTION_SIZE", "INCEPTION_WEIGHTS_FILE", "INCEPTION_WEIGHTS_URL", "InceptionFeatures", "KID",
+    "LPIPS_VGG_CHANNELS", "LPIPS_VGG_LAYERS", "METRIC_NAMES", "MetricError", "PPL", "PPL_EPSILON",
+    "PPL_SAMPLINGS", "PPL_SPACES", "StreamingMoments", "build_classifier", "calibrate", "calibration_sets",
+    "classifier_weights", "dataset_fingerprint", "emoji_labels", "evaluate", "filtered_mean",
+    "frechet_distance", "gaussian_blur", "generated_feature_batches", "generated_statistics",
+    "kernel_inception_distance", "lpips_vgg16", "metric_from_name", "path_length_samples", "ppl_crop",
+    "ppl_inputs", "prepare", "real_feature_batches", "real_features", "real_statistics", "slerp_directions",
+    "train_classifier",
 ]
 
 
@@ -100,7 +101,8 @@ def evaluate(metrics, generator, dataset=None, print_fn=print):
     return results
 
 
-METRIC_NAMES = "fid50k (or fid<N>k), kid50k (or kid<N>k), efd2k (or efd<N>k), ppl_zfull, ppl_wfull, ppl_zend, ppl_wend"
+METRIC_NAMES = ("fid50k (or fid<N>k), kid50k (or kid<N>k), efd2k (or efd<N>k), ppl_zfull, ppl_wfull, "
+                "ppl_zend, ppl_wend")
 
 
 def metric_from_name(name, num_images=None, num_samples=None, inception_weights="imagenet", distance=None,
@@ -124,5 +126,6 @@ def metric_from_name(name, num_images=None, num_samples=None, inception_weights=
             raise MetricError(f"{name} needs a perceptual distance: LPIPS-VGG16 linear weights "
                               "(--lpips-weights lpips_vgg16.npz, see the README)")
         return PPL(distance, match.group(1), match.group(2), 100000 if num_samples is None else num_samples,
-                   batch_size=16 if batch_size is None else batch_size, name=name if num_samples is None else None)
+                   batch_size=16 if batch_size is None else batch_size,
+                   name=name if num_samples is None else None)
     raise MetricError(f"unknown metric {name!r}: use {METRIC_NAMES}")

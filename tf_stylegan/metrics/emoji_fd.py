@@ -46,8 +46,10 @@ class EmojiFD(FeatureMetric):
     def __call__(self, generator, dataset, print_fn=None):
         self._check(generator, dataset, print_fn)
         if dataset.num_channels != 3:
-            raise MetricError(f"EmojiFD measures RGB images; {dataset.name} has {dataset.num_channels} channel(s)")
-        real = real_statistics(dataset, self.extractor, dataset.num_images, self.batch_size, self.cache_dir, print_fn)
+            raise MetricError(f"EmojiFD measures RGB images; {dataset.name} has "
+                              f"{dataset.num_channels} channel(s)")
+        real = real_statistics(dataset, self.extractor, dataset.num_images, self.batch_size, self.cache_dir,
+                               print_fn)
         fake = generated_statistics(generator, self.extractor, self.num_images, self.batch_size, self.seed)
         return {self.name: frechet_distance(fake.mean, fake.covariance, real.mean, real.covariance)}
 
@@ -91,12 +93,14 @@ def calibration_sets(num_images=2000, seed=0):
                           f"got {num_images}")
     test = other[:num_images]
     names, counts = np.unique(labels.subgroup[labels.labelled], return_counts=True)
-    kept = names[np.argsort(-counts, kind="stable")][::2]  # every other subgroup by size: about half the images
+    # every other subgroup by size: about half the images
+    kept = names[np.argsort(-counts, kind="stable")][::2]
     kept_images = other[np.isin(labels.subgroup[other], kept)]
     rng = np.random.default_rng(seed + 1)
     rows = [("real", "the other half of the emoji", images[test])]
     for sigma in (1, 2, 4):
-        rows.append((f"blur {sigma} px", f"Gaussian blur, sigma {sigma} px", gaussian_blur(images[test], sigma)))
+        rows.append((f"blur {sigma} px", f"Gaussian blur, sigma {sigma} px",
+                     gaussian_blur(images[test], sigma)))
     for size in (32, 16, 8):
         for method in ("nearest", "bilinear"):
             rows.append((f"{size} px, {method}", f"box-averaged to {size} px, resized back up ({method})",
@@ -104,7 +108,8 @@ def calibration_sets(num_images=2000, seed=0):
     rows.append(("half the subgroups", f"{len(kept)} of {len(names)} subgroups only (every other by size): "
                  f"{num_images} drawn from their {len(kept_images)} images",
                  images[rng.choice(kept_images, num_images)]))
-    rows.append(("uniform noise", "uniform random pixels", rng.integers(0, 256, images[test].shape, dtype=np.uint8)))
+    rows.append(("uniform noise", "uniform random pixels",
+                 rng.integers(0, 256, images[test].shape, dtype=np.uint8)))
     rows.append(("flat gray", "every pixel 128", np.full_like(images[test], 128)))
     return images[reference], rows
 
@@ -122,8 +127,8 @@ def calibrate(num_images=2000, classifier=None, seed=0, print_fn=print):
 
     reference = moments(reference_images)
     if print_fn:
-        print_fn(f"emoji Fréchet distance calibration ({extractor.identity}): reference {len(reference_images)} "
-                 f"real emoji at 64 px, {num_images} images per row")
+        print_fn(f"emoji Fréchet distance calibration ({extractor.identity}): "
+                 f"reference {len(reference_images)} real emoji at 64 px, {num_images} images per row")
         print_fn(f"{'row':<20} {'efd':>8}   images")
     results = []
     for name, description, images in rows:

@@ -133,7 +133,8 @@ class InceptionFeatures:
             try:
                 self.model.load_weights(weights_path)
             except Exception as error:  # h5py / Keras: not an Inception-v3 notop weights file
-                raise MetricError(f"{weights_path} is not a usable Inception-v3 notop weights file: {error}") from None
+                raise MetricError(f"{weights_path} is not a usable Inception-v3 notop weights file: "
+                                  f"{error}") from None
             self.identity = "inception-" + _file_digest(weights_path)
         self._features = tf.function(self._features_of, reduce_retracing=True)
 
@@ -199,7 +200,8 @@ def dataset_fingerprint(dataset, count):
 
 def _cache_path(kind, dataset, count, extractor, cache_dir, suffix):
     key = json.dumps([kind, dataset_fingerprint(dataset, count), extractor.identity])
-    return os.path.join(cache_dir or package_cache_dir("fid"), hashlib.sha256(key.encode()).hexdigest()[:24] + suffix)
+    return os.path.join(cache_dir or package_cache_dir("fid"),
+                        hashlib.sha256(key.encode()).hexdigest()[:24] + suffix)
 
 
 def real_feature_batches(dataset, extractor, count, batch_size=32):
@@ -251,7 +253,8 @@ def real_features(dataset, extractor, num_images, batch_size=32, cache_dir=None,
     path = _cache_path("kid-real-features-v1", dataset, count, extractor, cache_dir, ".npy")
     if os.path.isfile(path):
         return np.load(path)
-    features = np.concatenate(list(real_feature_batches(dataset, extractor, count, batch_size))).astype(np.float32)
+    features = np.concatenate(
+        list(real_feature_batches(dataset, extractor, count, batch_size))).astype(np.float32)
     with atomic_file(path) as staging, open(staging, "wb") as file:
         np.save(file, features)
     if print_fn:
@@ -315,10 +318,11 @@ class FeatureMetric(abc.ABC):
         if dataset is None:
             raise MetricError(f"{self.kind.upper()} needs the real dataset (--data)")
         if dataset.resolution != generator.resolution:
-            raise MetricError(f"the dataset is {dataset.resolution}px but the generator {generator.resolution}px")
+            raise MetricError(f"the dataset is {dataset.resolution}px but the generator "
+                              f"{generator.resolution}px")
         if dataset.num_images < self.num_images and print_fn:
-            print_fn(f"{self.name}: the dataset holds {dataset.num_images} images, so {self.num_images} generated "
-                     f"images are compared with {dataset.num_images} real ones")
+            print_fn(f"{self.name}: the dataset holds {dataset.num_images} images, so {self.num_images} "
+                     f"generated images are compared with {dataset.num_images} real ones")
 
 
 class _InceptionMetric(FeatureMetric):
@@ -341,7 +345,8 @@ class FID(_InceptionMetric):
 
     def __call__(self, generator, dataset, print_fn=None):
         self._check(generator, dataset, print_fn)
-        real = real_statistics(dataset, self.extractor, self.num_images, self.batch_size, self.cache_dir, print_fn)
+        real = real_statistics(dataset, self.extractor, self.num_images, self.batch_size, self.cache_dir,
+                               print_fn)
         fake = generated_statistics(generator, self.extractor, self.num_images, self.batch_size, self.seed)
         return {self.name: frechet_distance(fake.mean, fake.covariance, real.mean, real.covariance)}
 
@@ -355,7 +360,8 @@ class KID(_InceptionMetric):
 
     def __call__(self, generator, dataset, print_fn=None):
         self._check(generator, dataset, print_fn)
-        real = real_features(dataset, self.extractor, self.num_images, self.batch_size, self.cache_dir, print_fn)
+        real = real_features(dataset, self.extractor, self.num_images, self.batch_size, self.cache_dir,
+                             print_fn)
         fake = np.concatenate(list(generated_feature_batches(generator, self.extractor, self.num_images,
                                                              self.batch_size, self.seed)))
         return {self.name: kernel_inception_distance(real, fake, seed=self.seed)}

@@ -70,7 +70,8 @@ def path_length_samples(generator, distance, num_samples, space="w", sampling="f
             z0, z1 = z[0::2], z[1::2]
             ends = [generator.mapping(slerp_directions(z0, z1, t), truncation_psi=1.0),
                     generator.mapping(slerp_directions(z0, z1, t + epsilon), truncation_psi=1.0)]
-        images = [ppl_crop(np.asarray(generator.synthesis(end.astype(np.float32), noise_seeds=noise_seeds, raw=True),
+        images = [ppl_crop(np.asarray(generator.synthesis(end.astype(np.float32), noise_seeds=noise_seeds,
+                                                          raw=True),
                                       np.float32), crop) for end in ends]
         distances.append(np.asarray(distance(images[0], images[1]), np.float64) / epsilon ** 2)
     return np.concatenate(distances)
@@ -110,7 +111,8 @@ class FeatureDistance:
             if self.layer_weights is None:
                 per_pixel = tf.reduce_mean(squared, axis=-1)
             else:
-                per_pixel = tf.reduce_sum(squared * tf.constant(self.layer_weights[index], tf.float32), axis=-1)
+                per_pixel = tf.reduce_sum(squared * tf.constant(self.layer_weights[index], tf.float32),
+                                          axis=-1)
             total += tf.reduce_mean(per_pixel, axis=[1, 2])
         return total
 
@@ -139,8 +141,10 @@ def lpips_vgg16(lin_weights, vgg_weights="imagenet"):
     with np.load(lin_weights) as stored:
         missing = [f"lin{i}" for i in range(len(LPIPS_VGG_LAYERS)) if f"lin{i}" not in stored]
         if missing:
-            raise MetricError(f"{lin_weights} lacks {missing}: expected lin0..lin4 (LPIPS-VGG16's linear layers)")
-        layer_weights = [np.asarray(stored[f"lin{i}"], np.float32).reshape(-1) for i in range(len(LPIPS_VGG_LAYERS))]
+            raise MetricError(f"{lin_weights} lacks {missing}: expected lin0..lin4 "
+                              "(LPIPS-VGG16's linear layers)")
+        layer_weights = [np.asarray(stored[f"lin{i}"], np.float32).reshape(-1)
+                         for i in range(len(LPIPS_VGG_LAYERS))]
     for index, (weights, channels) in enumerate(zip(layer_weights, LPIPS_VGG_CHANNELS)):
         if weights.shape != (channels,):
             raise MetricError(f"{lin_weights}: lin{index} has {weights.size} values, expected {channels}")
@@ -159,8 +163,8 @@ class PPL:
     the official crop and percentile filter). ``distance``: a :class:`FeatureDistance` (e.g.
     :func:`lpips_vgg16`) or any callable ``(images0, images1) -> [N]`` on [0, 255] NHWC images."""
 
-    def __init__(self, distance, space="w", sampling="full", num_samples=100000, epsilon=PPL_EPSILON, crop=True,
-                 batch_size=16, seed=0, name=None):
+    def __init__(self, distance, space="w", sampling="full", num_samples=100000, epsilon=PPL_EPSILON,
+                 crop=True, batch_size=16, seed=0, name=None):
         if space not in PPL_SPACES or sampling not in PPL_SAMPLINGS:
             raise MetricError(f"PPL space must be one of {PPL_SPACES} and sampling one of {PPL_SAMPLINGS}, "
                               f"got {space!r}, {sampling!r}")

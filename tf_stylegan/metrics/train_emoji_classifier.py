@@ -11,7 +11,8 @@ from tf_stylegan.metrics import emoji_classifier
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Trains the quality meter's emoji classifier and writes its weights.")
+    parser = argparse.ArgumentParser(
+        description="Trains the quality meter's emoji classifier and writes its weights.")
     parser.add_argument("--out", default=emoji_classifier.PACKAGED_WEIGHTS,
                         help=f"weights file (default: the packaged {emoji_classifier.WEIGHTS_FILE})")
     parser.add_argument("--seed", type=int, default=0)
@@ -20,8 +21,10 @@ def main(argv=None):
     trained = emoji_classifier.train_classifier(epochs=args.epochs, seed=args.seed)
     digest = emoji_classifier.save_weights(trained.embedding, args.out)
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e3:.0f} kB), SHA-256 {digest}")
-    if os.path.abspath(args.out) == emoji_classifier.PACKAGED_WEIGHTS and digest != emoji_classifier.PACKAGED_SHA256:
-        print(f"the packaged weights changed: set PACKAGED_SHA256 = \"{digest}\" in {emoji_classifier.__file__}")
+    if (os.path.abspath(args.out) == emoji_classifier.PACKAGED_WEIGHTS
+            and digest != emoji_classifier.PACKAGED_SHA256):
+        print(f"the packaged weights changed: set PACKAGED_SHA256 = \"{digest}\" "
+              f"in {emoji_classifier.__file__}")
     return 0
 
 

@@ -1,1 +1,2 @@
-"""The networks: tensor ops, StyleGAN layers, the mapping, synthesis, generator and discriminator, dtype policies."""
+"""The networks: tensor ops, StyleGAN layers, the mapping, synthesis, generator and discriminator, dtype
+policies."""

@@ -121,7 +121,8 @@ class Discriminator(keras.Model):
         blur_filter=(1, 2, 1),  # low-pass taps before each down-conv; None disables
         **kwargs,
     ):
-        arguments = {name: value for name, value in locals().items() if name in constructor_arguments(Discriminator)}
+        arguments = {name: value for name, value in locals().items()
+                     if name in constructor_arguments(Discriminator)}
         super().__init__(**kwargs)
         self.arguments = arguments  # get_config's content
         self.resolution_log2 = resolution_log2(resolution)
@@ -166,8 +167,8 @@ class Discriminator(keras.Model):
         size = images.shape[1]
         if (len(images.shape) != 4 or images.shape[2] != size or images.shape[3] != self.num_channels
                 or size is None or size > self.resolution or size < 4 or size & (size - 1)):
-            raise ValueError(f"images must have shape [N, r, r, {self.num_channels}] (NHWC) with r a power of "
-                             f"two from 4 to {self.resolution}, got {tuple(images.shape)}")
+            raise ValueError(f"images must have shape [N, r, r, {self.num_channels}] (NHWC) with r a power "
+                             f"of two from 4 to {self.resolution}, got {tuple(images.shape)}")
         images = ops.cast(images, self.compute_dtype)
         lod = ops.cast(self.lod, self.compute_dtype)
         first = self.resolution_log2 - resolution_log2(size)  # level of the input resolution

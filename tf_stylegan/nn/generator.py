@@ -58,7 +58,8 @@ class Generator(keras.Model):
         seed=None,  # seed of noise and style-mixing randomness (None: random)
         **kwargs,
     ):
-        arguments = {name: value for name, value in locals().items() if name in constructor_arguments(Generator)}
+        arguments = {name: value for name, value in locals().items()
+                     if name in constructor_arguments(Generator)}
         super().__init__(**kwargs)
         off = truncation_psi is None or truncation_cutoff is None
         self.truncation_psi = 1.0 if off else float(truncation_psi)

@@ -192,7 +192,8 @@ class ToRGB(EqualizedConv2D):
     def __init__(self, filters=3, use_wscale=True, **kwargs):
         for key in ("kernel_size", "gain", "activation", "use_bias", "resample", "fused", "lr_multiplier"):
             kwargs.pop(key, None)
-        super().__init__(filters, kernel_size=1, gain=1.0, activation="linear", use_wscale=use_wscale, **kwargs)
+        super().__init__(filters, kernel_size=1, gain=1.0, activation="linear", use_wscale=use_wscale,
+                         **kwargs)
 
 
 @register

@@ -16,8 +16,8 @@ def fmaps(stage, fmap_base=8192, fmap_decay=1.0, fmap_max=512):
     """Feature maps at a stage: ``min(fmap_base / 2**(stage * fmap_decay), fmap_max)``."""
     count = min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
     if count < 1:
-        raise ValueError(f"fmap_base={fmap_base} (decay {fmap_decay}) leaves no feature maps at stage {stage}: "
-                         f"raise fmap_base to at least 2**{stage} or lower the resolution")
+        raise ValueError(f"fmap_base={fmap_base} (decay {fmap_decay}) leaves no feature maps at stage "
+                         f"{stage}: raise fmap_base to at least 2**{stage} or lower the resolution")
     return count
 
 

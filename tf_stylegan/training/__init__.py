@@ -1,1 +1,2 @@
-"""Training: losses and penalties, the progressive schedule, the train step, the trainer and its gin configurables."""
+"""Training: losses and penalties, the progressive schedule, the train step, the trainer and its gin
+configurables."""

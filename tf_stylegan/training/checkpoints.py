@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from tf_stylegan.formats.snapshot import CHECKPOINT_DIR
 
-__all__ = ["CHECKPOINT_DIR", "CheckpointError", "checkpoint_directory", "checkpoint_prefixes", "checkpoint_problem",
-           "first_readable", "is_chief"]
+__all__ = ["CHECKPOINT_DIR", "CheckpointError", "RunCheckpoints", "checkpoint_directory",
+           "checkpoint_prefixes", "checkpoint_problem", "first_readable", "is_chief"]
 
 
 class CheckpointError(RuntimeError):
@@ -77,3 +77,36 @@ def checkpoint_directory(run_dir, strategy):
     if is_chief(strategy):
         return os.path.join(run_dir, CHECKPOINT_DIR)
     return os.path.join(run_dir, f".worker{strategy.cluster_resolver.task_id}-checkpoints")
+
+
+class RunCheckpoints:
+    """A run's checkpoints of ``objects`` (a ``tf.train.Checkpoint``'s keyword arguments) in its checkpoint
+    folder, the newest ``max_to_keep`` kept; non-chief workers write a private copy and delete it."""
+
+    def __init__(self, run_dir, strategy, objects, max_to_keep=3, print_fn=print):
+        self.run_dir, self.strategy, self.print = run_dir, strategy, print_fn
+        self.checkpoint = tf.train.Checkpoint(**objects)
+        self.directory = checkpoint_directory(run_dir, strategy)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=max_to_keep)
+
+    def restore(self, path=None):
+        """Restores from ``path``, or from the run's newest checkpoint that reads completely; returns the
+        path, or None when the run has none. A damaged one is skipped with a message naming it and the
+        reason; CheckpointError when ``path`` or every checkpoint is damaged (nothing assigned from it)."""
+        if path is not None:
+            problem = checkpoint_problem(path)
+            if problem:
+                raise CheckpointError(f"checkpoint {path} cannot be read: {problem}")
+            candidates = [path]
+        else:
+            candidates = checkpoint_prefixes(os.path.join(self.run_dir, CHECKPOINT_DIR))
+            if not candidates:
+                return None
+        return first_readable(self.checkpoint, candidates, self.print)
+
+    def save(self, number):
+        """Writes ``ckpt-<number>`` (atomically: the index only names complete checkpoints); its path."""
+        path = self.manager.save(checkpoint_number=number)
+        if not is_chief(self.strategy):
+            tf.io.gfile.rmtree(self.directory)
+        return path

@@ -77,9 +77,11 @@ def train(
     checkpoint_kimg=50,
     image_snapshot_kimg=10,
     tick_kimg=None,
-    metrics=(),  # e.g. [@FID()] (FID.num_images = 50000, FID.inception_weights = 'imagenet' or a path), [@EmojiFD()]
+    metrics=(),  # e.g. [@FID()] (FID.num_images = 50000, FID.inception_weights = 'imagenet' or a path),
+                 # [@EmojiFD()]
     metrics_kimg=None,  # metrics interval in kimg (None: at the end only)
-    max_skipped_steps=10,  # stop after this many consecutive steps with non-finite gradients (updates skipped)
+    max_skipped_steps=10,  # stop after this many consecutive steps with non-finite gradients
+                           # (updates skipped)
     resume=False,  # True: the latest checkpoint in run_dir; or a checkpoint path
     max_seconds=None,  # wall-time budget: stop (with a checkpoint) at the first group of steps past it
     mixed_precision=None,  # 'float16' (with loss scaling) or 'bfloat16': G and D compute in it, for GPUs
@@ -88,7 +90,8 @@ def train(
 ):
     """Trains StyleGAN into ``run_dir`` (checkpoints/, samples/, logs/, config.gin, networks.json)."""
     checkpoints = os.path.join(run_dir, CHECKPOINT_DIR)
-    has_checkpoints = os.path.isdir(checkpoints) and any(name.startswith("ckpt") for name in os.listdir(checkpoints))
+    has_checkpoints = (os.path.isdir(checkpoints)
+                       and any(name.startswith("ckpt") for name in os.listdir(checkpoints)))
     if has_checkpoints and not resume:
         raise RunDirectoryError(f"{run_dir} already holds checkpoints: pass --resume to continue that run, "
                                 "or choose another --run-dir")
@@ -99,10 +102,10 @@ def train(
     trainer = Trainer(
         run_dir, images, generator=Generator, discriminator=Discriminator, loss=loss or losses.LogisticR1(),
         schedule=training_schedule, total_kimg=total_kimg, seed=seed, mirror_augment=mirror_augment,
-        G_smoothing_kimg=G_smoothing_kimg, minibatch_repeats=minibatch_repeats, checkpoint_kimg=checkpoint_kimg,
-        image_snapshot_kimg=image_snapshot_kimg, tick_kimg=tick_kimg, metrics=metrics, metrics_kimg=metrics_kimg,
-        max_skipped_steps=max_skipped_steps, mixed_precision=mixed_precision, strategy=strategy,
-        print_fn=print_fn,
+        G_smoothing_kimg=G_smoothing_kimg, minibatch_repeats=minibatch_repeats,
+        checkpoint_kimg=checkpoint_kimg, image_snapshot_kimg=image_snapshot_kimg, tick_kimg=tick_kimg,
+        metrics=metrics, metrics_kimg=metrics_kimg, max_skipped_steps=max_skipped_steps,
+        mixed_precision=mixed_precision, strategy=strategy, print_fn=print_fn,
     )
     if resume:
         restored = trainer.restore(None if resume is True else resume)

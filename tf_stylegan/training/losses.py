@@ -256,7 +256,8 @@ class WGANGP:
           "D/gp": unscaled penalty, "D/drift": D(x)^2})``, all [N].
         """
         if mixing_factors is None:
-            raise ValueError("WGANGP needs mixing_factors: draw tf.random.uniform([N, 1, 1, 1]) in the trainer.")
+            raise ValueError("WGANGP needs mixing_factors: draw tf.random.uniform([N, 1, 1, 1]) "
+                             "in the trainer.")
         upscale_factor = _check_upscale_factor(upscale_factor)
         reals = _as_float_tensor(reals)
         fakes = _as_float_tensor(fakes)
@@ -276,7 +277,8 @@ class WGANGP:
         return generator_wgan(fake_scores)
 
     def get_config(self):
-        return {"wgan_lambda": self.wgan_lambda, "wgan_epsilon": self.wgan_epsilon, "wgan_target": self.wgan_target}
+        return {"wgan_lambda": self.wgan_lambda, "wgan_epsilon": self.wgan_epsilon,
+                "wgan_target": self.wgan_target}
 
     @classmethod
     def from_config(cls, config):

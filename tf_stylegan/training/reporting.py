@@ -1,5 +1,5 @@
-"""What a run reports: TensorBoard summaries written with TensorFlow alone, and durations for the
-progress line.
+"""What a run reports: TensorBoard summaries written with TensorFlow alone, the progress line and
+its timing, sample grids and metric results.
 
 ``tf.summary.scalar`` and friends live in the ``tensorboard`` package, which training does
 not need; these write the same event records (scalars, images, text plugins) through the
@@ -7,7 +7,13 @@ core ``tf.summary.write``, so TensorBoard reads them as usual. Call them under a
 writer: ``with writer.as_default(step=...)``.
 """
 
+import json
+import os
+import time
+
 import tensorflow as tf
+
+from tf_stylegan.images import save_image
 
 
 def _metadata(plugin_name):
@@ -49,7 +55,8 @@ def progress_line(nimg, total_nimg, phase, metrics, tick, eta_seconds):
     skipped = f"  skipped D {skipped['D']} G {skipped['G']}" if sum(skipped.values()) else ""
     return (f"kimg {nimg / 1000:9.3f}/{total_nimg / 1000:g}  {phase.resolution:>4}px  "
             f"fade {phase.fade:4.2f}  lod {phase.lod:5.3f}  {tick['images_per_s']:7.2f} img/s  "
-            f"outside graph {100 * tick['outside_graph']:2.0f}%  {losses}{skipped}  ETA {duration(eta_seconds)}")
+            f"outside graph {100 * tick['outside_graph']:2.0f}%  {losses}{skipped}  "
+            f"ETA {duration(eta_seconds)}")
 
 
 def log_tick(writer, nimg, phase, metrics, tick):
@@ -63,6 +70,46 @@ def log_tick(writer, nimg, phase, metrics, tick):
                             ("Speed/images_per_s", tick["images_per_s"]),
                             ("Speed/outside_graph_share", tick["outside_graph"]),
                             ("LearningRate/G", phase.G_lrate), ("LearningRate/D", tick["D_lrate"]),
-                            ("Train/skipped_D", tick["skipped"]["D"]), ("Train/skipped_G", tick["skipped"]["G"])):
+                            ("Train/skipped_D", tick["skipped"]["D"]),
+                            ("Train/skipped_G", tick["skipped"]["G"])):
             scalar(name, value)
 
+
+
+class TickClock:
+    """Times a progress tick: its images/s with maintenance (samples, checkpoints, metrics) left out, and the
+    share of that time spent outside the step function (input pipeline, Python, host syncs)."""
+
+    def __init__(self, nimg):
+        self.restart(nimg)
+
+    def restart(self, nimg):
+        self.start_nimg, self.start_time = nimg, time.time()
+        self.graph_seconds = self.maintenance_seconds = 0.0
+
+    def figures(self, nimg):
+        """{"images_per_s", "outside_graph"} of the tick so far, at ``nimg`` images."""
+        seconds = max(time.time() - self.start_time - self.maintenance_seconds, 1e-9)
+        return dict(images_per_s=(nimg - self.start_nimg) / seconds,
+                    outside_graph=max(0.0, 1.0 - self.graph_seconds / seconds))
+
+
+def write_samples(run_dir, writer, nimg, grid):
+    """A uint8 sample grid as ``samples/fakes<nimg>.png`` (``nimg``: images shown so far) and, with a
+    ``writer``, as TensorBoard's ``Samples/Gs``."""
+    save_image(os.path.join(run_dir, "samples", f"fakes{nimg:09d}.png"), grid)
+    if writer is not None:
+        with writer.as_default(step=nimg):
+            image("Samples/Gs", grid)
+
+
+def record_metrics(run_dir, writer, nimg, phase, results):
+    """Appends the metric ``results`` ({name: value}) to ``metrics.jsonl`` (kimg, the phase's resolution and
+    lod, the values) and, with a ``writer``, logs them as ``Metrics/<name>``."""
+    with open(os.path.join(run_dir, "metrics.jsonl"), "a") as file:
+        file.write(json.dumps({"kimg": nimg / 1000, "resolution": phase.resolution, "lod": phase.lod,
+                               **results}) + "\n")
+    if writer is not None:
+        with writer.as_default(step=nimg):
+            for name, value in results.items():
+                scalar(f"Metrics/{name}", value)

@@ -26,7 +26,8 @@ class Phase:
     kimg: float        # thousands of real images shown so far
     lod: float         # level of detail: 0 = full resolution, resolution_log2 - 2 = 4x4
     resolution: int    # resolution being trained (during a fade: the new, higher one)
-    fade: float        # lod - floor(lod) in [0, 1): weight of the lower resolution still blended in (0 = stable)
+    fade: float        # lod - floor(lod) in [0, 1): weight of the lower resolution still blended in
+                       # (0 = stable)
     minibatch: int     # global minibatch size, a multiple of num_replicas
     G_lrate: float     # generator learning rate
     D_lrate: float     # discriminator learning rate
@@ -41,7 +42,8 @@ class Phase:
 def _check_growth_args(resolution_log2, lod_initial_resolution, lod_training_kimg, lod_transition_kimg):
     """ValueErrors for growth settings that make no schedule; returns the initial lod (an int)."""
     if int(resolution_log2) != resolution_log2 or resolution_log2 < 2:
-        raise ValueError(f"resolution_log2={resolution_log2!r}: must be an integer >= 2 (4x4 images or larger)")
+        raise ValueError(f"resolution_log2={resolution_log2!r}: must be an integer >= 2 "
+                         "(4x4 images or larger)")
     initial_log2 = math.log2(lod_initial_resolution) if lod_initial_resolution > 0 else -1.0
     if initial_log2 != int(initial_log2) or initial_log2 < 2:
         raise ValueError(f"lod_initial_resolution={lod_initial_resolution!r}: must be a power of two >= 4")
@@ -56,16 +58,19 @@ def _check_growth_args(resolution_log2, lod_initial_resolution, lod_training_kim
 
 def training_schedule(cur_nimg, resolution_log2, num_replicas=1,
                       lod_initial_resolution=4,        # image resolution at the beginning
-                      lod_training_kimg=600,           # kimg shown at each resolution before the next fades in
+                      lod_training_kimg=600,           # kimg shown at each resolution before the next fades
+                                                       # in
                       lod_transition_kimg=600,         # kimg over which the next resolution fades in
                       minibatch_base=16,               # global minibatch, split evenly among replicas
                       minibatch_dict=None,             # {resolution: global minibatch} overrides
-                      max_minibatch_per_replica=None,  # {resolution: per-replica cap} (official max_minibatch_per_gpu)
+                      max_minibatch_per_replica=None,  # {resolution: per-replica cap}
+                                                       # (official max_minibatch_per_gpu)
                       G_lrate_base=0.001,              # generator learning rate
                       G_lrate_dict=None,               # {resolution: G learning rate} overrides
                       D_lrate_base=0.001,              # discriminator learning rate
                       D_lrate_dict=None,               # {resolution: D learning rate} overrides
-                      lrate_rampup_kimg=0,             # linear learning-rate warm-up from 0 over this many kimg
+                      lrate_rampup_kimg=0,             # linear learning-rate warm-up from 0 over this many
+                                                       # kimg
                       tick_kimg_base=160,              # report interval where tick_kimg_dict has no entry
                       tick_kimg_dict=None):            # {resolution: tick kimg}; None = the official defaults
     """The :class:`Phase` after ``cur_nimg`` real images, for a dataset of ``2**resolution_log2`` pixels.
@@ -80,7 +85,8 @@ def training_schedule(cur_nimg, resolution_log2, num_replicas=1,
         raise ValueError(f"cur_nimg={cur_nimg}: the number of images shown cannot be negative")
     if int(num_replicas) != num_replicas or num_replicas < 1:
         raise ValueError(f"num_replicas={num_replicas!r}: must be a positive integer")
-    initial_lod = _check_growth_args(resolution_log2, lod_initial_resolution, lod_training_kimg, lod_transition_kimg)
+    initial_lod = _check_growth_args(resolution_log2, lod_initial_resolution, lod_training_kimg,
+                                     lod_transition_kimg)
     if lrate_rampup_kimg < 0:
         raise ValueError(f"lrate_rampup_kimg={lrate_rampup_kimg}: must be >= 0")
     minibatch_dict = minibatch_dict or {}
@@ -111,8 +117,9 @@ def training_schedule(cur_nimg, resolution_log2, num_replicas=1,
     if resolution in max_minibatch_per_replica:
         minibatch = min(minibatch, int(max_minibatch_per_replica[resolution]) * num_replicas)
     if minibatch < num_replicas:
-        raise ValueError(f"minibatch {minibatch_dict.get(resolution, minibatch_base)} at {resolution}x{resolution} "
-                         f"(after the per-replica cap: {minibatch}) is smaller than num_replicas={num_replicas}: "
+        raise ValueError(f"minibatch {minibatch_dict.get(resolution, minibatch_base)} "
+                         f"at {resolution}x{resolution} (after the per-replica cap: {minibatch}) "
+                         f"is smaller than num_replicas={num_replicas}: "
                          "every replica needs at least one image")
 
     # Learning rates, with the optional linear ramp-up.
@@ -139,7 +146,8 @@ def optimizer_reset_needed(prev_lod, lod):
 
 
 def gs_beta(minibatch, G_smoothing_kimg=10.0):
-    """Decay of the generator moving average ``Gs = lerp(G, Gs, beta)`` after one step of ``minibatch`` images.
+    """Decay of the generator moving average ``Gs = lerp(G, Gs, beta)`` after one step of
+    ``minibatch`` images.
 
     ``0.5 ** (minibatch / (G_smoothing_kimg * 1000))``: a half-life of ``G_smoothing_kimg``
     thousand images whatever the minibatch; ``G_smoothing_kimg = 0`` disables smoothing (beta 0).
@@ -153,16 +161,20 @@ def gs_beta(minibatch, G_smoothing_kimg=10.0):
     return 0.5 ** (minibatch / (G_smoothing_kimg * 1000.0))
 
 
-def full_resolution_kimg(resolution_log2, lod_initial_resolution=4, lod_training_kimg=600, lod_transition_kimg=600):
-    """kimg at which ``lod`` first reaches 0 (the full resolution is completely faded in).
+class Every:
+    """An interval in images (``None`` or 0: never): :meth:`due` once ``nimg`` reaches the next multiple of it
+    after ``start_nimg``, then the multiple after that."""
 
-    Each of the ``resolution_log2 - log2(lod_initial_resolution)`` doublings takes one
-    stable plus one fade phase. ``math.inf`` when growth is needed but both phases are 0 kimg.
-    """
-    initial_lod = _check_growth_args(resolution_log2, lod_initial_resolution, lod_training_kimg, lod_transition_kimg)
-    if initial_lod == 0:
-        return 0.0
-    phase_dur = lod_training_kimg + lod_transition_kimg
-    if phase_dur == 0:
-        return math.inf
-    return float(initial_lod * phase_dur)
+    def __init__(self, interval_nimg, start_nimg):
+        self.interval = interval_nimg or 0
+        self.next = self._after(start_nimg)
+
+    def _after(self, nimg):
+        return (int(nimg) // self.interval + 1) * self.interval if self.interval > 0 else math.inf
+
+    def due(self, nimg):
+        """True (and the next multiple ahead) when ``nimg`` has reached the next multiple."""
+        if nimg < self.next:
+            return False
+        self.next = self._after(nimg)
+        return True

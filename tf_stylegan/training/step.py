@@ -117,6 +117,19 @@ def draw_inputs(generator, seed, first, count, resolution, with_mixing_factors=T
     return inputs
 
 
+def update_moving_average(G, Gs, beta):
+    """Gs trainables <- lerp(G, Gs, beta); Gs's float state (w_avg, lod, noise maps: not averaged) <- G's
+    (cross-replica context)."""
+    for source, target in zip(G.trainable_variables, Gs.trainable_variables):
+        target.assign(source + (target - source) * beta)
+    for source, target in zip(_float_state(G), _float_state(Gs)):
+        target.assign(source)
+
+
+def _float_state(network):
+    return [v for v in network.non_trainable_variables if v.dtype in ("float32", "float16", "bfloat16")]
+
+
 def all_finite(tensors):
     """Scalar bool: every element of every tensor is finite."""
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
@@ -253,7 +266,7 @@ class TrainStep:
         G's weights, which the D step does not change: the average comes first here.
         """
         t, strategy = self.trainer, self.trainer.strategy
-        t.update_gs(beta)
+        update_moving_average(t.G, t.Gs, beta)
         d_metrics, d_skipped = strategy.run(self._d_step, args=(reals, inputs))
         # The skip flags are the same on every replica.
         d_skipped = strategy.reduce("MEAN", d_skipped, axis=None)

@@ -11,10 +11,8 @@ gradients are skipped and counted; checkpoints of non-finite weights are never w
 ``restore`` falls back past damaged checkpoints.
 """
 
-import json
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -24,22 +22,15 @@ import tensorflow as tf
 
 from tf_stylegan.data import real_images_pipeline
 from tf_stylegan.formats import snapshot
-from tf_stylegan.images import image_grid, save_image, to_uint8
+from tf_stylegan.images import image_grid, to_uint8
 from tf_stylegan.nn import precision
 from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
 from tf_stylegan.training import reporting
-from tf_stylegan.training.checkpoints import (
-    CHECKPOINT_DIR,
-    CheckpointError,
-    checkpoint_directory,
-    checkpoint_prefixes,
-    checkpoint_problem,
-    first_readable,
-    is_chief,
-)
+from tf_stylegan.training.checkpoints import RunCheckpoints, is_chief
 from tf_stylegan.training.losses import LogisticR1
 from tf_stylegan.training.schedule import (
+    Every,
     gs_beta,
     optimizer_reset_needed,
     training_schedule,
@@ -62,11 +53,6 @@ def default_strategy():
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.MirroredStrategy()
-
-
-def _float_state(network):
-    """The non-trainable float variables (w_avg, lod, noise maps): copied into Gs, not averaged."""
-    return [v for v in network.non_trainable_variables if v.dtype in ("float32", "float16", "bfloat16")]
 
 
 class Trainer:
@@ -96,8 +82,8 @@ class Trainer:
         grid_size=(8, 4),  # columns, rows of the sample grid
         metrics=(),  # metrics.FID / metrics.PPL instances, evaluated on Gs
         metrics_kimg=None,  # metrics interval (None: at the end only)
-        max_skipped_steps=10,  # stop after this many consecutive steps with an update skipped (non-finite gradients)
-        mixed_precision=None,  # 'float16' or 'bfloat16': G and D compute in it (precision.py); Gs stays float32
+        max_skipped_steps=10,  # stop after this many steps in a row with a skipped (non-finite) update
+        mixed_precision=None,  # 'float16' or 'bfloat16': G and D compute in it (nn/precision.py); Gs: float32
         strategy=None,
         print_fn=print,
     ):
@@ -156,25 +142,24 @@ class Trainer:
             # float16 gradients need loss scaling (bfloat16 has float32's range).
             self.loss_scales = {}
             if mixed_precision == "float16":
-                self.loss_scales = {"G": precision.DynamicLossScale("G"), "D": precision.DynamicLossScale("D")}
+                self.loss_scales = {name: precision.DynamicLossScale(name) for name in ("G", "D")}
             self.cur_nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_nimg")
             self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.prev_lod = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="prev_lod")
         for target, source in zip(self.Gs.variables, self.G.variables):
             target.assign(source)  # Gs starts as a copy of G, as official
-        checked = [v for network in (self.G, self.D, self.Gs, self.G_opt, self.D_opt) for v in network.variables
+        checked = [v for owner in (self.G, self.D, self.Gs, self.G_opt, self.D_opt) for v in owner.variables
                    if v.dtype in ("float32", "float16", "bfloat16")]
         self._weights_finite = tf.function(lambda: all_finite([tf.convert_to_tensor(v) for v in checked]))
 
-        self.checkpoint = tf.train.Checkpoint(
-            G=snapshot.variable_tree(self.G), D=snapshot.variable_tree(self.D), Gs=snapshot.variable_tree(self.Gs),
+        self.checkpoints = RunCheckpoints(self.run_dir, self.strategy, dict(
+            G=snapshot.variable_tree(self.G), D=snapshot.variable_tree(self.D),
+            Gs=snapshot.variable_tree(self.Gs),
             G_opt={str(i): v for i, v in enumerate(self.G_opt.variables)},
             D_opt={str(i): v for i, v in enumerate(self.D_opt.variables)},
             cur_nimg=self.cur_nimg, step=self.step_count, prev_lod=self.prev_lod,
             **{f"{name}_loss_scale": scale.log2_scale for name, scale in self.loss_scales.items()},
-        )
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self._checkpoint_directory(), max_to_keep=max_checkpoints)
+        ), max_checkpoints, print_fn)
         self._steps = {}
         self._stop_requested = False
         if self.metrics and self.is_chief:
@@ -191,40 +176,22 @@ class Trainer:
         """True on the one process that writes checkpoints, samples and logs."""
         return is_chief(self.strategy)
 
-    def _checkpoint_directory(self):
-        return checkpoint_directory(self.run_dir, self.strategy)
-
     def restore(self, path=None):
-        """Restores everything from ``path``, or from the run's newest checkpoint that reads completely;
-        returns the path, or None when the run has no checkpoint.
-
-        A damaged checkpoint (a truncated or missing file, a checksum mismatch) is skipped with a
-        message naming it and the reason, and the next older one is tried; CheckpointError when
-        ``path`` or every checkpoint of the run is damaged. Nothing is assigned from a damaged one.
-        """
-        if path is not None:
-            problem = checkpoint_problem(path)
-            if problem:
-                raise CheckpointError(f"checkpoint {path} cannot be read: {problem}")
-            candidates = [path]
-        else:
-            candidates = checkpoint_prefixes(os.path.join(self.run_dir, CHECKPOINT_DIR))
-            if not candidates:
-                return None
-        return first_readable(self.checkpoint, candidates, self.print)
+        """Restores everything from ``path``, or from the run's newest checkpoint that reads completely
+        (damaged ones skipped with a message); returns the path, or None when the run has no checkpoint.
+        CheckpointError when ``path`` or every checkpoint of the run is damaged."""
+        return self.checkpoints.restore(path)
 
     def save(self):
         """Writes a checkpoint (atomically: the index only names complete checkpoints); refuses
         non-finite weights or optimizer state (NonFiniteLossError), keeping the previous checkpoints."""
         if not bool(self._weights_finite()):
+            kimg = self.cur_nimg.numpy() / 1000
             raise NonFiniteLossError(
-                f"the weights or optimizer state became non-finite at {self.cur_nimg.numpy() / 1000:.3f} kimg: "
-                f"no checkpoint written; the last one in {self._checkpoint_directory()} is intact. Resume from "
+                f"the weights or optimizer state became non-finite at {kimg:.3f} kimg: no checkpoint written;"
+                f" the last one in {self.checkpoints.directory} is intact. Resume from "
                 "it with a lower learning rate or a larger R1 gamma.")
-        path = self.manager.save(checkpoint_number=int(self.cur_nimg.numpy()))
-        if not self.is_chief:
-            tf.io.gfile.rmtree(self._checkpoint_directory())
-        return path
+        return self.checkpoints.save(int(self.cur_nimg.numpy()))
 
     def write_network_config(self):
         """The networks' configs as ``networks.json``, so ``load_networks(run_dir)`` reads checkpoints."""
@@ -238,16 +205,9 @@ class Trainer:
         """The schedule's Phase after ``nimg`` images."""
         return self.schedule(nimg, self.resolution_log2, num_replicas=self.num_replicas)
 
-    def update_gs(self, beta):
-        """Gs trainables <- lerp(G, Gs, beta); Gs float state <- G's (cross-replica context)."""
-        for source, target in zip(self.G.trainable_variables, self.Gs.trainable_variables):
-            target.assign(source + (target - source) * beta)
-        for source, target in zip(_float_state(self.G), _float_state(self.Gs)):
-            target.assign(source)
-
     def train_step(self, resolution, global_batch):
-        """The distributed :class:`~tf_stylegan.training.step.TrainStep` of ``resolution`` and ``global_batch``:
-        ``step(reals, seed [2] int64, Gs beta) -> metrics``."""
+        """The distributed :class:`~tf_stylegan.training.step.TrainStep` of ``resolution`` and
+        ``global_batch``: ``step(reals, seed [2] int64, Gs beta) -> metrics``."""
         key = (resolution, global_batch)
         if key not in self._steps:
             if global_batch % self.num_replicas:
@@ -303,11 +263,12 @@ class Trainer:
         self._consecutive_skips = self._consecutive_skips + 1 if skipped else 0
         if self._consecutive_skips >= self.max_skipped_steps:
             losses = ", ".join(f"{name} {value:.4g}" for name, value in sorted(metrics.items()))
+            kimg, step = self.cur_nimg.numpy() / 1000, self.step_count.numpy()
             raise NonFiniteLossError(
-                f"{self._consecutive_skips} steps in a row had non-finite gradients ({'/'.join(skipped)} update "
-                f"skipped; {losses}) at {self.cur_nimg.numpy() / 1000:.3f} kimg (step {self.step_count.numpy()}): "
-                f"training stopped. The last checkpoint in {self._checkpoint_directory()} is intact; resume from "
-                "it with a lower learning rate or a larger R1 gamma, or check the data for NaN / Inf.")
+                f"{self._consecutive_skips} steps in a row had non-finite gradients ({'/'.join(skipped)} "
+                f"update skipped; {losses}) at {kimg:.3f} kimg (step {step}): training stopped. The last "
+                f"checkpoint in {self.checkpoints.directory} is intact; resume from it"
+                " with a lower learning rate or a larger R1 gamma, or check the data for NaN / Inf.")
 
     def train(self, max_seconds=None):
         """Runs the schedule to ``total_kimg`` (or, with ``max_seconds``, until the first group of steps
@@ -322,7 +283,8 @@ class Trainer:
         writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "logs")) if self.is_chief else None
         handlers = {}
         if threading.current_thread() is threading.main_thread():
-            handlers = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+            handlers = {sig: signal.signal(sig, self._request_stop)
+                        for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             return self._loop(writer, max_seconds)
         finally:
@@ -339,28 +301,25 @@ class Trainer:
                    "(send it again to stop at once without one)")
 
     def _loop(self, writer, max_seconds=None):
-        iterator, iterator_key = None, None
-        next_checkpoint = _next_multiple(self.cur_nimg.numpy(), self.checkpoint_nimg)
-        next_snapshot = _next_multiple(self.cur_nimg.numpy(), self.image_snapshot_nimg)
-        next_metrics = _next_multiple(self.cur_nimg.numpy(), self.metrics_nimg) if self.metrics_nimg else None
-        tick_start_nimg, step_metrics = int(self.cur_nimg.numpy()), {}
-        start_nimg, start_time = tick_start_nimg, time.time()
-        if self.cur_nimg.numpy() == 0:
+        nimg = int(self.cur_nimg.numpy())
+        checkpoints, samples = Every(self.checkpoint_nimg, nimg), Every(self.image_snapshot_nimg, nimg)
+        measurements = Every(self.metrics_nimg if self.metrics else None, nimg)
+        start_nimg, start_time, step_metrics = nimg, time.time(), {}
+        if nimg == 0:
             self._write_samples(writer)
-        # A tick's time: in the step function (graph, outputs fetched), and the rest of the loop;
-        # samples, checkpoints and metrics (maintenance, wherever they fall) are left out of its images/s.
-        tick_start_time, graph_seconds, maintenance_seconds = time.time(), 0.0, 0.0
+        iterator, iterator_key = None, None
+        tick = reporting.TickClock(nimg)
         interval = self.loss.regularization_interval
-        while self.cur_nimg.numpy() < self.total_nimg:
-            phase = self.phase(int(self.cur_nimg.numpy()))
+        step_index = int(self.step_count.numpy())
+        while nimg < self.total_nimg:
+            phase = self.phase(nimg)
             self._set_phase(phase)
             if iterator_key != (phase.resolution, phase.minibatch):
-                iterator = self.real_batches(phase.resolution, phase.minibatch, int(self.cur_nimg.numpy()))
+                iterator = self.real_batches(phase.resolution, phase.minibatch, nimg)
                 iterator_key = (phase.resolution, phase.minibatch)
             step = self.train_step(phase.resolution, phase.minibatch)
             beta = tf.constant(gs_beta(phase.minibatch, self.G_smoothing_kimg), tf.float32)
             for _ in range(self.minibatch_repeats):
-                step_index = int(self.step_count.numpy())
                 seed = tf.constant([self.seed, step_index], tf.int64)
                 regularize = interval > 1 and step_index % interval == 0
                 reals = next(iterator)
@@ -368,43 +327,35 @@ class Trainer:
                 metrics = step(reals, seed, beta, regularize)
                 # Metrics of the lazy regularization step stay at their last value between its steps.
                 step_metrics = {**step_metrics, **{name: float(value) for name, value in metrics.items()}}
-                graph_seconds += time.time() - graph_start
+                tick.graph_seconds += time.time() - graph_start
                 self._count_skips(step_metrics)
                 self.cur_nimg.assign_add(phase.minibatch)
                 self.step_count.assign_add(1)
-                if self.cur_nimg.numpy() >= self.total_nimg:
+                nimg, step_index = nimg + phase.minibatch, step_index + 1
+                if nimg >= self.total_nimg:
                     break
-            nimg = int(self.cur_nimg.numpy())
-            tick_nimg = int((self.tick_kimg or phase.tick_kimg) * 1000)
-            done = nimg >= self.total_nimg or (max_seconds is not None and time.time() - start_time >= max_seconds)
-            tick_done = nimg - tick_start_nimg >= tick_nimg or done
+            out_of_time = max_seconds is not None and time.time() - start_time >= max_seconds
+            done = nimg >= self.total_nimg or out_of_time
+            tick_done = nimg - tick.start_nimg >= int((self.tick_kimg or phase.tick_kimg) * 1000) or done
             if tick_done:
-                now = time.time()
-                tick_seconds = max(now - tick_start_time - maintenance_seconds, 1e-9)
-                self.last_tick = dict(images_per_s=(nimg - tick_start_nimg) / tick_seconds,
-                                      outside_graph=max(0.0, 1.0 - graph_seconds / tick_seconds))
-                self._report(phase, step_metrics, (nimg - start_nimg) / max(now - start_time, 1e-9), writer)
-                tick_start_nimg = nimg
+                self.last_tick = tick.figures(nimg)
+                mean_speed = (nimg - start_nimg) / max(time.time() - start_time, 1e-9)
+                self._report(phase, step_metrics, mean_speed, writer)
             maintenance_start = time.time()
-            if nimg >= next_snapshot or done:
+            if samples.due(nimg) or done:
                 self._write_samples(writer)
-                next_snapshot = _next_multiple(nimg, self.image_snapshot_nimg)
-            if nimg >= next_checkpoint or done or self._stop_requested:
+            if checkpoints.due(nimg) or done or self._stop_requested:
                 path = self.save()
-                next_checkpoint = _next_multiple(nimg, self.checkpoint_nimg)
                 if self._stop_requested and not done:
                     self.print(f"interrupted at {nimg / 1000:.3f} kimg; checkpoint written: {path}")
                     raise TrainingInterrupted(path)
             # After the checkpoint: a long or failing metric costs no training.
-            if self.metrics and ((next_metrics is not None and nimg >= next_metrics) or done):
+            if self.metrics and (measurements.due(nimg) or done):
                 self.evaluate_metrics(writer)
-                next_metrics = _next_multiple(nimg, self.metrics_nimg) if self.metrics_nimg else None
             if tick_done:
-                tick_start_time, graph_seconds, maintenance_seconds = time.time(), 0.0, 0.0
+                tick.restart(nimg)
             else:
-                maintenance_seconds += time.time() - maintenance_start
-            if done:
-                break
+                tick.maintenance_seconds += time.time() - maintenance_start
         return step_metrics
 
     def _report(self, phase, metrics, mean_speed, writer):
@@ -432,16 +383,10 @@ class Trainer:
             results = evaluate(self.metrics, self._Gs_inference, self.dataset,
                                print_fn=lambda line: self.print(f"kimg {nimg / 1000:9.3f}  {line}"))
         except Exception as error:  # a metric must not end a training run; the checkpoint is written
-            self.print(f"kimg {nimg / 1000:9.3f}  metrics failed, training continues: {type(error).__name__}: {error}")
+            self.print(f"kimg {nimg / 1000:9.3f}  metrics failed, training continues: "
+                       f"{type(error).__name__}: {error}")
             return {}
-        with open(os.path.join(self.run_dir, "metrics.jsonl"), "a") as file:
-            phase = self.phase(nimg)
-            file.write(json.dumps({"kimg": nimg / 1000, "resolution": phase.resolution, "lod": phase.lod,
-                                   **results}) + "\n")
-        if writer is not None:
-            with writer.as_default(step=nimg):
-                for name, value in results.items():
-                    reporting.scalar(f"Metrics/{name}", value)
+        reporting.record_metrics(self.run_dir, writer, nimg, self.phase(nimg), results)
         return results
 
     def sample_grid(self):
@@ -453,14 +398,5 @@ class Trainer:
         if not self.is_chief:
             self.sample_grid()  # every worker runs the same ops
             return
-        grid = self.sample_grid()
-        folder = os.path.join(self.run_dir, "samples")
-        nimg = int(self.cur_nimg.numpy())
-        save_image(os.path.join(folder, f"fakes{nimg:09d}.png"), grid)  # images shown so far
-        if writer is not None:
-            with writer.as_default(step=nimg):
-                reporting.image("Samples/Gs", grid)
+        reporting.write_samples(self.run_dir, writer, int(self.cur_nimg.numpy()), self.sample_grid())
 
-
-def _next_multiple(value, interval):
-    return (int(value) // interval + 1) * interval if interval > 0 else sys.maxsize
