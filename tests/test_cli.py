@@ -1,7 +1,6 @@
 """The tf-stylegan command line: convert-official, bench, train errors, and the flag convention."""
 
 import argparse
-import functools
 import re
 import subprocess
 import sys
@@ -19,7 +18,6 @@ from tf_stylegan.cli.common import strip_gin_context
 from tf_stylegan.formats.official import load_official_pickle
 from tf_stylegan.formats.snapshot import load_networks
 from tf_stylegan.training import step as step_lib
-from tf_stylegan.training.schedule import training_schedule
 
 
 @pytest.mark.slow
@@ -207,21 +205,6 @@ def test_op_profile_counts_the_kernels_of_a_function_once():
     profile = dict(bench_measure.op_profile(conv, calls=2))
     assert set(profile) >= {"Conv2D"} and profile["Conv2D"] > 0
     assert "Process" not in profile and "ParallelFor" not in profile
-
-
-def test_schedule_phases_walks_every_fade_and_stable_phase_to_the_full_resolution():
-    emoji_like = functools.partial(training_schedule, lod_initial_resolution=8, lod_training_kimg=20,
-                                   lod_transition_kimg=20, minibatch_dict={8: 32, 16: 32, 32: 16, 64: 16})
-    phases = bench_training.schedule_phases(emoji_like, 6)
-    assert [bench_training.phase_label(p) for p in phases] == ["8²", "16² fade", "16²", "32² fade",
-                                                              "32²", "64² fade", "64²"]
-    assert [p.minibatch for p in phases] == [32, 32, 32, 16, 16, 16, 16]
-    assert [p.fade for p in phases if not p.stable] == pytest.approx([0.5, 0.5, 0.5], abs=0.02)  # mid-fade
-    assert phases[-1].lod == 0 and phases[0].lod == 3
-    no_fades = functools.partial(training_schedule, lod_initial_resolution=4, lod_training_kimg=1,
-                                 lod_transition_kimg=0)
-    assert ([bench_training.phase_label(p) for p in bench_training.schedule_phases(no_fades, 4)]
-            == ["4²", "8²", "16²"])
 
 
 @pytest.mark.slow

@@ -8,6 +8,8 @@ FFHQ 8-GPU at 1024x1024 (resolution_log2 = 10, lod_initial_resolution = 8, 600 +
 """
 
 
+import functools
+
 import pytest
 
 from tf_stylegan.training import schedule
@@ -433,3 +435,31 @@ def test_every_is_due_at_each_multiple_of_its_interval_once():
     assert checkpoints.next == 50_000
     never = schedule.Every(None, start_nimg=0)
     assert not any(never.due(nimg) for nimg in (0, 10 ** 12)) and not schedule.Every(0, 0).due(10 ** 12)
+
+
+def _labels(phases):
+    return [(p.resolution, "stable" if p.stable else "fade") for p in phases]
+
+
+def test_schedule_phases_walks_every_fade_and_stable_phase_to_the_full_resolution():
+    emoji_like = functools.partial(training_schedule, lod_initial_resolution=8, lod_training_kimg=20,
+                                   lod_transition_kimg=20, minibatch_dict={8: 32, 16: 32, 32: 16, 64: 16})
+    phases = schedule.schedule_phases(emoji_like, 6)
+    assert _labels(phases) == [(8, "stable"), (16, "fade"), (16, "stable"), (32, "fade"), (32, "stable"),
+                               (64, "fade"), (64, "stable")]
+    assert [p.minibatch for p in phases] == [32, 32, 32, 16, 16, 16, 16]
+    assert [p.fade for p in phases if not p.stable] == pytest.approx([0.5, 0.5, 0.5], abs=0.02)  # mid-fade
+    assert phases[-1].lod == 0 and phases[0].lod == 3
+    no_fades = functools.partial(training_schedule, lod_initial_resolution=4, lod_training_kimg=1,
+                                 lod_transition_kimg=0)
+    assert _labels(schedule.schedule_phases(no_fades, 4)) == [(4, "stable"), (8, "stable"), (16, "stable")]
+
+
+def test_schedule_phases_stop_at_until_nimg_and_at_a_schedule_that_never_grows():
+    emoji_like = functools.partial(training_schedule, lod_initial_resolution=8, lod_training_kimg=20,
+                                   lod_transition_kimg=20)
+    assert _labels(schedule.schedule_phases(emoji_like, 6, until_nimg=45_000)) == [
+        (8, "stable"), (16, "fade"), (16, "stable")]  # 40 kimg: 16x16 stable; 60 kimg: 32x32 fades in
+    never_grows = functools.partial(training_schedule, lod_initial_resolution=8, lod_training_kimg=0,
+                                    lod_transition_kimg=0)
+    assert _labels(schedule.schedule_phases(never_grows, 6, until_nimg=10 ** 7)) == [(8, "stable")]

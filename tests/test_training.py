@@ -618,3 +618,14 @@ def test_gs_learns_a_solid_colour_dataset(tmp_path):
     assert final <= initial / 2, f"mean colour distance {initial:.1f} -> {final:.1f}"
     assert distance(fresh) <= initial / 2, (f"mean colour distance {initial:.1f} -> "
                                             f"{distance(fresh):.1f} (64 samples)")
+
+
+def test_a_schedule_error_at_a_later_phase_stops_the_run_before_it_starts(tmp_path):
+    # tiny.gin grows 4x4 -> 8x8 after 32 images; a minibatch of 0 at 8x8 cannot feed the replica.
+    with pytest.raises(ValueError, match=r"minibatch 0 at 8x8 .* smaller than num_replicas=1"):
+        train_in_process(tmp_path / "run", ["training_schedule.minibatch_dict = {8: 0}"])
+    assert not (tmp_path / "run" / "samples").exists() and not (tmp_path / "run" / "checkpoints").exists()
+    # A run that ends before that phase never reaches it: it trains.
+    trainer, _ = train_in_process(tmp_path / "short", ["training_schedule.minibatch_dict = {8: 0}",
+                                                        "train.total_kimg = 0.016"])
+    assert int(trainer.cur_nimg.numpy()) == 16

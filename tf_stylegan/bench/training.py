@@ -2,7 +2,6 @@
 
 import dataclasses
 import functools
-import itertools
 import math
 import tempfile
 
@@ -15,31 +14,6 @@ from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
 from tf_stylegan.training import schedule
 from tf_stylegan.training.losses import LogisticR1
-
-
-def schedule_phases(schedule_fn, resolution_log2):
-    """The distinct phases of a schedule up to the full resolution, in order: each level's fade-in
-    (where the schedule has one) and stable part, as the :class:`~tf_stylegan.training.schedule.Phase` at the
-    middle of that stretch (the last one, which never ends, at its start)."""
-    def key(nimg):
-        phase = schedule_fn(nimg, resolution_log2)
-        return phase.resolution, phase.stable
-
-    final = (2 ** resolution_log2, True)
-    starts, nimg = [0], 0
-    while key(starts[-1]) != final:
-        current = key(starts[-1])
-        stride = schedule_fn(nimg, resolution_log2).minibatch * 256
-        while key(nimg + stride) == current:  # walk ahead, then bisect to the first image of the next stretch
-            nimg += stride
-        low, high = nimg, nimg + stride
-        while high - low > 1:
-            middle = (low + high) // 2
-            low, high = (middle, high) if key(middle) == current else (low, middle)
-        starts.append(nimg := high)
-    middles = [(first + next_first - 1) // 2
-               for first, next_first in itertools.pairwise(starts)] + [starts[-1]]
-    return [schedule_fn(nimg, resolution_log2) for nimg in middles]
 
 
 def phase_label(phase):
@@ -115,7 +89,7 @@ def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeat
     ``profile_top`` each row is followed by the step's ``profile_top`` longest op types.
 
     ``phases``: {network resolution: [Phase, ...]} to measure (e.g. a gin schedule's
-    :func:`schedule_phases`); default: the stable phase of each of ``resolutions`` with minibatch
+    :func:`~tf_stylegan.training.schedule.schedule_phases`); default: the stable phase of each of ``resolutions`` with minibatch
     ``batch`` and the official learning rates, inside networks of each of ``network_resolutions``.
     """
     every = "every step" if r1_interval == 1 else f"every {r1_interval} steps (lazy)"

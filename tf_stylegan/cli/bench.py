@@ -26,6 +26,7 @@ def bench(args):
         # the networks, schedule and R1 of a training config (with its --gin-param bindings)
         if args.gin_file:
             from tf_stylegan.training import configurables
+            from tf_stylegan.training.schedule import schedule_phases
 
             error = parse_gin(args.gin_file, args.gin_param)
             if error:
@@ -35,7 +36,7 @@ def bench(args):
             network_resolution = (args.network_resolution or [_bound("train.resolution") or 1024])[0]
             r1_gamma = r1_gamma if r1_gamma is not None else _bound("LogisticR1.r1_gamma")
             r1_interval = r1_interval if r1_interval is not None else _bound("LogisticR1.r1_interval")
-            all_phases = training.schedule_phases(configurables.training_schedule,
+            all_phases = schedule_phases(configurables.training_schedule,
                                                    int(math.log2(network_resolution)))
             chosen = [phase if args.batch is None else dataclasses.replace(phase, minibatch=args.batch)
                       for phase in all_phases

@@ -112,7 +112,6 @@ def train(
         if restored is None:
             raise RunDirectoryError(f"--resume: no checkpoint in {checkpoints}")
         print_fn(f"resumed from {restored} at {trainer.cur_nimg.numpy() / 1000:.3f} kimg")
-    trainer.phase(int(trainer.cur_nimg.numpy()))  # calls the schedule, so its bindings are operative
     if trainer.is_chief:
         write_operative_config(run_dir)
     print_fn(f"training {images.name} ({images.num_images} images, {images.resolution}px) on "

@@ -13,6 +13,7 @@ No TensorFlow here: the values feed ``tf.Variable`` assignments in the trainer.
 """
 
 import dataclasses
+import itertools
 import math
 
 # Official default snapshot/report interval per resolution (kimg), training_loop.py.
@@ -159,6 +160,35 @@ def gs_beta(minibatch, G_smoothing_kimg=10.0):
     if G_smoothing_kimg == 0:
         return 0.0
     return 0.5 ** (minibatch / (G_smoothing_kimg * 1000.0))
+
+
+def schedule_phases(schedule_fn, resolution_log2, until_nimg=math.inf):
+    """The distinct phases of ``schedule_fn(nimg, resolution_log2)`` in order, up to the full resolution or to
+    ``until_nimg`` images: each level's fade-in (where the schedule has one) and stable part, as the
+    :class:`Phase` at the middle of that stretch (the last one, which never ends, at its start). The
+    schedule's errors at any of them (e.g. a minibatch that cannot feed the replicas) are raised."""
+
+    def key(nimg):
+        phase = schedule_fn(nimg, resolution_log2)
+        return phase.resolution, phase.stable
+
+    final = (2 ** resolution_log2, True)
+    starts = [0]
+    while key(starts[-1]) != final:
+        current, low = key(starts[-1]), starts[-1]
+        stride = max(schedule_fn(low, resolution_log2).minibatch, 1) * 256
+        high = min(low + stride, until_nimg)
+        while key(high) == current and high < until_nimg:  # walk ahead, then bisect to the next stretch
+            low, high = high, min(high + stride, until_nimg)
+        if key(high) == current:  # the run ends in this stretch
+            break
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if key(middle) == current else (low, middle)
+        starts.append(high)
+    middles = [(first + next_first - 1) // 2
+               for first, next_first in itertools.pairwise(starts)] + [starts[-1]]
+    return [schedule_fn(nimg, resolution_log2) for nimg in middles]
 
 
 class Every:

@@ -33,6 +33,7 @@ from tf_stylegan.training.schedule import (
     Every,
     gs_beta,
     optimizer_reset_needed,
+    schedule_phases,
     training_schedule,
 )
 from tf_stylegan.training.step import TrainStep, all_finite
@@ -116,6 +117,9 @@ class Trainer:
         self.strategy = strategy or default_strategy()
         self.num_replicas = self.strategy.num_replicas_in_sync
         self.resolution_log2 = int(np.log2(dataset.resolution))
+        # Every phase the run will reach, now: a schedule error (e.g. a minibatch that cannot feed the
+        # replicas at 512x512) stops the run before it starts, not days into it.
+        schedule_phases(lambda nimg, _: self.phase(nimg), self.resolution_log2, until_nimg=self.total_nimg)
 
         self.mixed_precision = mixed_precision
         policy = precision.policy_name(mixed_precision)
