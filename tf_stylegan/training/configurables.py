@@ -12,6 +12,7 @@ networks, the loss and the schedule, e.g.::
     training_schedule.lod_initial_resolution = 8
 """
 
+import functools
 import inspect
 import os
 
@@ -83,6 +84,9 @@ def train(
     max_skipped_steps=10,  # stop after this many consecutive steps with non-finite gradients
                            # (updates skipped)
     resume=False,  # True: the latest checkpoint in run_dir; or a checkpoint path
+    init_from=None,  # fine-tuning: start G, D, Gs from an official pickle, a snapshot or a run directory,
+                     # at the full resolution from the first step, with fresh optimizers
+    freeze_d_layers=0,  # Freeze-D: keep D's this many highest-resolution blocks fixed
     max_seconds=None,  # wall-time budget: stop (with a checkpoint) at the first group of steps past it
     mixed_precision=None,  # 'float16' (with loss scaling) or 'bfloat16': G and D compute in it, for GPUs
     strategy=None,
@@ -99,9 +103,13 @@ def train(
     if images.skipped:
         print_fn(f"skipped {len(images.skipped)} unusable image(s), e.g. {images.skipped[0][0]}: "
                  f"{images.skipped[0][1]}")
+    # Fine-tuning grows nothing: every phase at the full resolution (resumed runs keep this schedule).
+    run_schedule = (functools.partial(training_schedule, lod_initial_resolution=images.resolution)
+                    if init_from else training_schedule)
     trainer = Trainer(
         run_dir, images, generator=Generator, discriminator=Discriminator, loss=loss or losses.LogisticR1(),
-        schedule=training_schedule, total_kimg=total_kimg, seed=seed, mirror_augment=mirror_augment,
+        schedule=run_schedule, init_from=None if resume else init_from, freeze_d_layers=freeze_d_layers,
+        total_kimg=total_kimg, seed=seed, mirror_augment=mirror_augment,
         G_smoothing_kimg=G_smoothing_kimg, minibatch_repeats=minibatch_repeats,
         checkpoint_kimg=checkpoint_kimg, image_snapshot_kimg=image_snapshot_kimg, tick_kimg=tick_kimg,
         metrics=metrics, metrics_kimg=metrics_kimg, max_skipped_steps=max_skipped_steps,

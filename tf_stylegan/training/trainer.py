@@ -26,7 +26,7 @@ from tf_stylegan.images import image_grid, to_uint8
 from tf_stylegan.nn import precision
 from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
-from tf_stylegan.training import reporting
+from tf_stylegan.training import finetune, reporting
 from tf_stylegan.training.checkpoints import RunCheckpoints, is_chief
 from tf_stylegan.training.losses import LogisticR1
 from tf_stylegan.training.schedule import (
@@ -84,6 +84,8 @@ class Trainer:
         metrics=(),  # metrics.FID / metrics.PPL instances, evaluated on Gs
         metrics_kimg=None,  # metrics interval (None: at the end only)
         max_skipped_steps=10,  # stop after this many steps in a row with a skipped (non-finite) update
+        init_from=None,  # fine-tuning: G, D, Gs from an official pickle, a snapshot or a run (finetune.py)
+        freeze_d_layers=0,  # Freeze-D: D's this many highest-resolution blocks stay fixed
         mixed_precision=None,  # 'float16' or 'bfloat16': G and D compute in it (nn/precision.py); Gs: float32
         strategy=None,
         print_fn=print,
@@ -132,6 +134,7 @@ class Trainer:
             self.Gs = generator(name="Gs", dtype="float32", **shared)
             for network in (self.G, self.D, self.Gs):
                 network.build()
+            finetune.freeze_discriminator_blocks(self.D, freeze_d_layers)
             # Lazy regularization every k minibatches adds one D update per k: D's Adam runs with the
             # learning rate times k / (k + 1) and the betas to that power (StyleGAN2's mb_ratio).
             interval = self.loss.regularization_interval
@@ -152,6 +155,8 @@ class Trainer:
             self.prev_lod = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="prev_lod")
         for target, source in zip(self.Gs.variables, self.G.variables):
             target.assign(source)  # Gs starts as a copy of G, as official
+        if init_from:
+            finetune.start_from(init_from, self.G, self.D, self.Gs, first_lod=self.phase(0).lod)
         checked = [v for owner in (self.G, self.D, self.Gs, self.G_opt, self.D_opt) for v in owner.variables
                    if v.dtype in ("float32", "float16", "bfloat16")]
         self._weights_finite = tf.function(lambda: all_finite([tf.convert_to_tensor(v) for v in checked]))
