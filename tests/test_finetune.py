@@ -40,7 +40,8 @@ def test_fine_tuning_an_official_pickle_changes_the_weights_keeps_frozen_blocks_
     pkl = official_ref_path("network-small.pkl")
     G0, D0, Gs0 = official_networks("network-small.pkl")
     folder = _folder(tmp_path / "images")
-    straight, lines = train_in_process(tmp_path / "straight", _bindings(folder, pkl, "train.freeze_d_layers = 1"))
+    straight, lines = train_in_process(tmp_path / "straight",
+                                       _bindings(folder, pkl, "train.freeze_d_layers = 1"))
     progress = [line for line in lines if line.startswith("kimg")]
     assert progress and all(" 16px" in line and "lod 0.000" in line for line in progress), progress
 
@@ -87,7 +88,8 @@ def test_a_network_that_does_not_fit_is_a_clear_error(tmp_path):
     with pytest.raises(finetune.InitError, match=r"its Generator does not fit .*fmap_max 32 there, 64 here"):
         train_in_process(tmp_path / "wide", _bindings(folder, pkl, "Generator.fmap_max = 64"))
     small = _folder(tmp_path / "small", size=8)
-    with pytest.raises(finetune.InitError, match=r"holds 16x16 networks and the dataset is 8x8: .*--resolution 16"):
+    with pytest.raises(finetune.InitError,
+                       match=r"holds 16x16 networks and the dataset is 8x8: .*--resolution 16"):
         train_in_process(tmp_path / "eight", _bindings(small, pkl, size=8))
     with pytest.raises(finetune.InitError, match="no such file or folder"):
         train_in_process(tmp_path / "missing", _bindings(folder, tmp_path / "nothing.pkl"))
@@ -99,5 +101,6 @@ def test_a_network_that_does_not_fit_is_a_clear_error(tmp_path):
 
 def test_freeze_d_layers_out_of_range_names_the_blocks(tmp_path):
     D = official_networks("network-small.pkl")[1]
-    with pytest.raises(ValueError, match=r"freeze_d_layers=3: the 16x16 discriminator has 3 blocks; freeze 0 to 2"):
+    with pytest.raises(ValueError,
+                       match=r"freeze_d_layers=3: the 16x16 discriminator has 3 blocks; freeze 0 to 2"):
         finetune.freeze_discriminator_blocks(D, 3)

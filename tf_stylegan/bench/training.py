@@ -89,8 +89,9 @@ def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeat
     ``profile_top`` each row is followed by the step's ``profile_top`` longest op types.
 
     ``phases``: {network resolution: [Phase, ...]} to measure (e.g. a gin schedule's
-    :func:`~tf_stylegan.training.schedule.schedule_phases`); default: the stable phase of each of ``resolutions`` with minibatch
-    ``batch`` and the official learning rates, inside networks of each of ``network_resolutions``.
+    :func:`~tf_stylegan.training.schedule.schedule_phases`); default: the stable phase of each of
+    ``resolutions`` with minibatch ``batch`` and the official learning rates, inside networks of each of
+    ``network_resolutions``.
     """
     every = "every step" if r1_interval == 1 else f"every {r1_interval} steps (lazy)"
     print_fn(f"tf-stylegan bench train: R1 gamma {r1_gamma} {every}, style mixing 0.9, fresh noise, "

@@ -28,12 +28,13 @@ def read_networks(path):
         networks = load_networks(path)
         missing = [name for name, network in zip(("G", "D", "Gs"), networks) if network is None]
         if missing:
-            raise InitError(f"init_from {path}: it holds no {' / '.join(missing)}; fine-tuning needs G, D and Gs "
-                            "(a snapshot written by training or by convert-official, or a run directory)")
+            raise InitError(f"init_from {path}: it holds no {' / '.join(missing)}; fine-tuning needs G, D "
+                            "and Gs (a snapshot written by training or by convert-official, or a run "
+                            "directory)")
         return tuple(networks)
     if os.path.isfile(os.path.join(path, "saved_model.pb")) or os.path.isdir(os.path.join(path, "1")):
-        raise InitError(f"init_from {path}: an export holds only the generator; fine-tuning needs D too. Give "
-                        "the run directory or snapshot it was exported from, or the official pickle")
+        raise InitError(f"init_from {path}: an export holds only the generator; fine-tuning needs D too. "
+                        "Give the run directory or snapshot it was exported from, or the official pickle")
     if not os.path.exists(path):
         raise InitError(f"init_from {path}: no such file or folder")
     raise InitError(f"init_from {path}: neither an official pickle, a snapshot folder ({CONFIG_FILE}) nor a "
@@ -47,8 +48,8 @@ def copy_network(source, target, what, path):
         size, data = source.resolution, target.resolution
         raise InitError(
             f"init_from {path} holds {size}x{size} networks and the dataset is {data}x{data}: train on "
-            f"{size}x{size} images (train.resolution = {size} resizes an image folder; or tf-stylegan dataset "
-            f"create IMAGES OUT --resolution {size}), or start from a {data}x{data} network")
+            f"{size}x{size} images (train.resolution = {size} resizes an image folder; or tf-stylegan "
+            f"dataset create IMAGES OUT --resolution {size}), or start from a {data}x{data} network")
     sources, targets = variable_tree(source), variable_tree(target)
     mismatched = sorted(set(sources) ^ set(targets)) + sorted(
         key for key in set(sources) & set(targets) if sources[key].shape != targets[key].shape)
@@ -68,9 +69,9 @@ def start_from(path, G, D, Gs, first_lod=0.0):
     """Copies the networks at ``path`` into the built ``G``, ``D`` and ``Gs`` (Gs from the given Gs);
     ``first_lod``, the schedule's first level of detail, must be 0 (the full resolution from the start)."""
     if first_lod != 0:
-        raise ValueError(f"init_from: fine-tuning trains at the full resolution from the first step, but the "
-                         f"schedule starts at lod {first_lod:g}: set training_schedule.lod_initial_resolution "
-                         f"to {G.resolution}")
+        raise ValueError(f"init_from: fine-tuning trains at the full resolution from the first step, but "
+                         f"the schedule starts at lod {first_lod:g}: set "
+                         f"training_schedule.lod_initial_resolution to {G.resolution}")
     given = read_networks(path)
     for source, target, what in zip(given, (G, D, Gs), ("Generator", "Discriminator", "Generator")):
         copy_network(source, target, what, path)
@@ -81,7 +82,8 @@ def freeze_discriminator_blocks(D, count):
     (Freeze-D); the 4x4 block with the output layer always trains."""
     if not 0 <= count < len(D.blocks):
         raise ValueError(f"freeze_d_layers={count}: the {D.resolution}x{D.resolution} discriminator has "
-                         f"{len(D.blocks)} blocks; freeze 0 to {len(D.blocks) - 1} (its 4x4 output block trains)")
+                         f"{len(D.blocks)} blocks; freeze 0 to {len(D.blocks) - 1} (its 4x4 output block "
+                         "trains)")
     for block, from_rgb in zip(D.blocks[:count], D.from_rgb[:count]):
         block.trainable = False
         from_rgb.trainable = False
