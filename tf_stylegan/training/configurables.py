@@ -21,7 +21,7 @@ from tf_stylegan import data
 from tf_stylegan.files import write_atomically
 from tf_stylegan.metrics import FID, KID, PPL, EmojiFD, FeatureDistance, lpips_vgg16
 from tf_stylegan.nn import discriminator, generator
-from tf_stylegan.training import losses, schedule
+from tf_stylegan.training import augment, losses, schedule
 from tf_stylegan.training.checkpoints import CHECKPOINT_DIR
 from tf_stylegan.training.trainer import Trainer
 
@@ -57,6 +57,8 @@ gin.configurable("EmojiFD", module="tf_stylegan")(EmojiFD)
 gin.configurable("PPL", module="tf_stylegan")(PPL)
 gin.configurable("FeatureDistance", module="tf_stylegan")(FeatureDistance)
 gin.configurable("lpips_vgg16", module="tf_stylegan")(lpips_vgg16)
+Augmentation = gin.configurable("Augmentation", module="tf_stylegan")(augment.Augmentation)
+gin.configurable("AugmentPipe", module="tf_stylegan")(augment.AugmentPipe)
 
 
 class RunDirectoryError(ValueError):
@@ -87,6 +89,8 @@ def train(
     init_from=None,  # fine-tuning: start G, D, Gs from an official pickle, a snapshot or a run directory,
                      # at the full resolution from the first step, with fresh optimizers
     freeze_d_layers=0,  # Freeze-D: keep D's this many highest-resolution blocks fixed
+    augment=None,  # 'ada' (adaptive discriminator augmentation, Augmentation.* settings), 'fixed'
+                   # (Augmentation.p), or None: no augmentation (the paper's configs)
     max_seconds=None,  # wall-time budget: stop (with a checkpoint) at the first group of steps past it
     mixed_precision=None,  # 'float16' (with loss scaling) or 'bfloat16': G and D compute in it, for GPUs
     strategy=None,
@@ -109,6 +113,7 @@ def train(
     trainer = Trainer(
         run_dir, images, generator=Generator, discriminator=Discriminator, loss=loss or losses.LogisticR1(),
         schedule=run_schedule, init_from=None if resume else init_from, freeze_d_layers=freeze_d_layers,
+        augment=augment and functools.partial(Augmentation, augment),
         total_kimg=total_kimg, seed=seed, mirror_augment=mirror_augment,
         G_smoothing_kimg=G_smoothing_kimg, minibatch_repeats=minibatch_repeats,
         checkpoint_kimg=checkpoint_kimg, image_snapshot_kimg=image_snapshot_kimg, tick_kimg=tick_kimg,

@@ -17,8 +17,10 @@ does: the variables and the Adam state stay as they were, and the step reports i
 
 import tensorflow as tf
 
+from tf_stylegan.training import augment
+
 # Salts of the independent random streams of one step.
-_D_SALT, _G_SALT, _MIXING_FACTORS_SALT = 0, 100, 50
+_D_SALT, _G_SALT, _MIXING_FACTORS_SALT, _AUGMENT_SALT = 0, 100, 50, 200
 _MAX_GLOBAL_BATCH = 2 ** 20  # sample keys are step * _MAX_GLOBAL_BATCH + index
 
 
@@ -69,13 +71,15 @@ def generate(generator, inputs, resolution):
                      randomize_noise="noise" in inputs, **mixing)
 
 
-def draw_inputs(generator, seed, first, count, resolution, with_mixing_factors=True):
+def draw_inputs(generator, seed, first, count, resolution, with_mixing_factors=True, augment_calls=None):
     """Random inputs of samples ``first .. first + count - 1`` of a step's global minibatch.
 
     ``seed`` is [run seed, step] (int64). Sample j's draws use the key (run seed, salt, step, j), so
     any slice of the minibatch equals the same slice of the whole (j < 2**20). Returns ``{"d": inputs of the D
     pass, "g": of the G pass, "mixing_factors": [count, 1, 1, 1]}``; the style-mixing crossover is
     one per pass and step (as official, one per minibatch), the same on every replica.
+    ``augment_calls`` ({pass: number of D calls}, e.g. {"d": 2, "g": 1}) adds ``"augment"``: {pass: a list
+    of (uniform, normal) draws of :class:`~tf_stylegan.training.augment.AugmentPipe`, one per D call}.
     """
     latent = generator.latent_size
     sizes = generator.synthesis.noise_sizes(resolution)
@@ -95,6 +99,14 @@ def draw_inputs(generator, seed, first, count, resolution, with_mixing_factors=T
             streams[f"{prefix}noise{i}"] = ([size, size, 1], salt + 10 + i, tf.random.stateless_normal)
     if with_mixing_factors:
         streams["mixing_factors"] = ([1, 1, 1], _MIXING_FACTORS_SALT, tf.random.stateless_uniform)
+    augment_streams = {}
+    for number, (name, calls) in enumerate(sorted((augment_calls or {}).items())):
+        augment_streams[name] = [(f"augment_{name}{call}_uniform", f"augment_{name}{call}_normal")
+                                 for call in range(calls)]
+        for call, (uniform, normal) in enumerate(augment_streams[name]):
+            salt = _AUGMENT_SALT + 20 * number + 2 * call
+            streams[uniform] = ([len(augment.UNIFORMS)], salt, tf.random.stateless_uniform)
+            streams[normal] = ([len(augment.NORMALS)], salt + 1, tf.random.stateless_normal)
 
     def one_sample(index):
         return {name: draw(shape, key(salt, index)) for name, (shape, salt, draw) in streams.items()}
@@ -114,7 +126,25 @@ def draw_inputs(generator, seed, first, count, resolution, with_mixing_factors=T
                                   mixing_cutoff=generator.mixing_crossover(coin, uniform))
     if with_mixing_factors:
         inputs["mixing_factors"] = draws["mixing_factors"]
+    if augment_streams:
+        inputs["augment"] = {name: [(draws[uniform], draws[normal]) for uniform, normal in calls]
+                             for name, calls in augment_streams.items()}
     return inputs
+
+
+class AugmentedDiscriminator:
+    """D on augmented images: its k-th call (in trace order) uses the k-th of ``draws``."""
+
+    def __init__(self, discriminator, augmentation, draws):
+        self.discriminator, self.augmentation, self.draws, self.calls = discriminator, augmentation, draws, 0
+
+    def __call__(self, images):
+        if self.calls == len(self.draws):
+            raise RuntimeError(f"D called more than the {len(self.draws)} time(s) its augmentation "
+                               "draws serve")
+        uniform, normal = self.draws[self.calls]
+        self.calls += 1
+        return self.discriminator(self.augmentation(images, uniform, normal))
 
 
 def update_moving_average(G, Gs, beta):
@@ -216,16 +246,29 @@ class TrainStep:
 
     # ------------------------------------------------------------------ replica functions
 
+    def _discriminator(self, inputs, name):
+        """D, or D on augmented images with the augmentation draws of pass ``name`` ("d", "reg", "g")."""
+        draws = inputs.get("augment", {}).get(name)
+        return self.trainer.D if draws is None else AugmentedDiscriminator(
+            self.trainer.D, self.trainer.augmentation, draws)
+
     def _d_step(self, reals, inputs):
         t = self.trainer
         fakes = tf.stop_gradient(generate(t.G, inputs["d"], self.resolution))
-        return self._d_update("Loss/D", lambda: discriminator_loss(
-            t.loss, t.D, reals, fakes, inputs.get("mixing_factors"), t.D.lod, t.dataset.resolution))
 
-    def _d_regularization_step(self, reals):
+        def per_sample_losses():
+            losses, metrics = discriminator_loss(t.loss, self._discriminator(inputs, "d"), reals, fakes,
+                                                 inputs.get("mixing_factors"), t.D.lod, t.dataset.resolution)
+            if "augment" in inputs:  # ADA's overfitting heuristic r_t = E[sign(D(augmented reals))]
+                metrics["D/real_sign"] = tf.sign(metrics["D/real"])
+            return losses, metrics
+
+        return self._d_update("Loss/D", per_sample_losses)
+
+    def _d_regularization_step(self, reals, inputs):
         t = self.trainer
         return self._d_update("Loss/D_reg", lambda: discriminator_regularization(
-            t.loss, t.D, reals, t.D.lod, t.dataset.resolution))
+            t.loss, self._discriminator(inputs, "reg"), reals, t.D.lod, t.dataset.resolution))
 
     def _d_update(self, name, per_sample_losses):
         """One D update on the global-batch mean of ``per_sample_losses()`` -> (losses, metrics):
@@ -243,7 +286,8 @@ class TrainStep:
         t = self.trainer
         with tf.GradientTape() as tape:
             fakes = generate(t.G, inputs["g"], self.resolution)
-            loss = tf.reduce_sum(t.loss.generator_loss(t.D(fakes))) / self.global_batch
+            scores = self._discriminator(inputs, "g")(fakes)
+            loss = tf.reduce_sum(t.loss.generator_loss(scores)) / self.global_batch
             objective = scaled(loss, t.loss_scales.get("G"))
         skipped = minimize(t.G_opt, tape, objective, t.G.trainable_variables, t.loss_scales.get("G"))
         return {"Loss/G": loss}, skipped
@@ -252,14 +296,20 @@ class TrainStep:
         t = self.trainer
         local = self.global_batch // t.num_replicas
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        augment_calls = None
+        if t.augmentation is not None:  # D calls per pass: reals and fakes (WGAN-GP: and their mix), ...
+            augment_calls = {"d": 3 if t.loss.needs_mixing_factors else 2, "g": 1}
+            if t.loss.regularization_interval > 1:
+                augment_calls["reg"] = 1
         return draw_inputs(t.G, seed, replica * local, local, self.resolution,
-                           with_mixing_factors=t.loss.needs_mixing_factors)
+                           with_mixing_factors=t.loss.needs_mixing_factors, augment_calls=augment_calls)
 
     # ------------------------------------------------------------------ the iteration
 
-    def _iteration(self, reals, inputs, beta, regularize):
+    def _iteration(self, reals, inputs, beta, regularize, step=None):
         """Gs average and D step, D regularization step if ``regularize``, then G step (cross-replica
-        context); ``inputs`` per replica.
+        context); ``inputs`` per replica; then, with adaptive augmentation, p's adjustment (``step``: the
+        minibatch's index).
 
         The official loop runs the Gs average in the same ``session.run`` as the D step; it reads
         G's ``w_avg`` before the D pass updates it (the reference iterations match only so), and
@@ -271,7 +321,7 @@ class TrainStep:
         # The skip flags are the same on every replica.
         d_skipped = strategy.reduce("MEAN", d_skipped, axis=None)
         if regularize:
-            reg_metrics, reg_skipped = strategy.run(self._d_regularization_step, args=(reals,))
+            reg_metrics, reg_skipped = strategy.run(self._d_regularization_step, args=(reals, inputs))
             d_metrics = {**d_metrics, **reg_metrics}
             d_skipped = tf.maximum(d_skipped, strategy.reduce("MEAN", reg_skipped, axis=None))
         g_metrics, g_skipped = strategy.run(self._g_step, args=(inputs,))
@@ -281,12 +331,15 @@ class TrainStep:
         metrics["Train/G_skipped"] = strategy.reduce("MEAN", g_skipped, axis=None)
         for name, loss_scale in t.loss_scales.items():
             metrics[f"Train/{name}_loss_scale_log2"] = tf.convert_to_tensor(loss_scale.log2_scale)
+        if "D/real_sign" in metrics:
+            t.augmentation.adjust(metrics["D/real_sign"], self.global_batch, step)
+            metrics["Augment/p"] = tf.convert_to_tensor(t.augmentation.p)
         return metrics
 
     def _step(self, reals, seed, beta, regularize):
         self.traces += 1
         inputs = self.trainer.strategy.run(self._replica_inputs, args=(seed,))
-        return self._iteration(reals, inputs, beta, regularize)
+        return self._iteration(reals, inputs, beta, regularize, step=seed[1])
 
     def _step_on_inputs(self, reals, d_latents, g_latents, beta, regularize):
         if self.trainer.loss.needs_mixing_factors:

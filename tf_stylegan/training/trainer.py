@@ -86,6 +86,7 @@ class Trainer:
         max_skipped_steps=10,  # stop after this many steps in a row with a skipped (non-finite) update
         init_from=None,  # fine-tuning: G, D, Gs from an official pickle, a snapshot or a run (finetune.py)
         freeze_d_layers=0,  # Freeze-D: D's this many highest-resolution blocks stay fixed
+        augment=None,  # callable() -> augment.Augmentation (ADA or a fixed p) of every image D sees
         mixed_precision=None,  # 'float16' or 'bfloat16': G and D compute in it (nn/precision.py); Gs: float32
         strategy=None,
         print_fn=print,
@@ -150,6 +151,7 @@ class Trainer:
             self.loss_scales = {}
             if mixed_precision == "float16":
                 self.loss_scales = {name: precision.DynamicLossScale(name) for name in ("G", "D")}
+            self.augmentation = augment() if augment else None
             self.cur_nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_nimg")
             self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.prev_lod = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="prev_lod")
@@ -168,6 +170,7 @@ class Trainer:
             D_opt={str(i): v for i, v in enumerate(self.D_opt.variables)},
             cur_nimg=self.cur_nimg, step=self.step_count, prev_lod=self.prev_lod,
             **{f"{name}_loss_scale": scale.log2_scale for name, scale in self.loss_scales.items()},
+            **({"augment": self.augmentation.variables} if self.augmentation else {}),
         ), max_checkpoints, print_fn)
         self._steps = {}
         self._stop_requested = False
@@ -365,6 +368,8 @@ class Trainer:
                 tick.restart(nimg)
             else:
                 tick.maintenance_seconds += time.time() - maintenance_start
+            if done:
+                break
         return step_metrics
 
     def _report(self, phase, metrics, mean_speed, writer):
