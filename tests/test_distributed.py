@@ -176,10 +176,14 @@ def test_two_mirrored_replicas_train_like_one(tmp_path):
     lod = scalars[1]["Progress/lod"]
     assert lod[8] == 1.0 and lod[8 * steps] == 0.0 and any(0 < value < 1 for value in lod.values())
 
-    summary, _, scalars = run_mirrored(tmp_path, "default",
-                                       SAME_GROUPS + PER_STEP + ["train.total_kimg=0.032"])
+    # With adaptive augmentation on from the first step (p 0.5, adjusted every step from both replicas'
+    # real scores): each replica augments its own samples as the one replica does.
+    summary, _, scalars = run_mirrored(tmp_path, "default", SAME_GROUPS + PER_STEP + [
+        "train.total_kimg=0.032", "train.augment='ada'", "Augmentation.p=0.5", "Augmentation.interval=1"])
     check_replicas(summary, 4)
     check_losses(scalars, 4)
+    p = [[run["Augment/p"][step] for step in sorted(run["Augment/p"])] for run in scalars]
+    assert len(p[0]) == 4 and p[0] == pytest.approx(p[1]) and p[0] != [0.5] * 4
 
 
 # ------------------------------------------------------------------ MultiWorkerMirroredStrategy
