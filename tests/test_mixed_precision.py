@@ -136,7 +136,7 @@ def test_a_float16_run_stays_finite_and_resumes_its_loss_scales(tmp_path):
     trainer, lines = train_in_process(tmp_path, bindings)
     progress = [line for line in lines if line.startswith("kimg")]
     assert progress and not any(re.search(r"\b(nan|inf)\b", line) for line in progress), progress
-    assert trainer.skipped_updates["D"] + trainer.skipped_updates["G"] <= 4  # the first G steps may overflow
+    assert trainer.skipped.counts["D"] + trainer.skipped.counts["G"] <= 4  # the first G steps may overflow
     assert bool(trainer._weights_finite())
     scales = {name: float(scale.log2_scale.numpy()) for name, scale in trainer.loss_scales.items()}
     assert set(scales) == {"G", "D"} and all(value != 6.0 for value in scales.values())

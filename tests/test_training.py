@@ -520,7 +520,7 @@ def test_a_nan_pixel_skips_that_d_update_and_training_goes_on(tmp_path, monkeypa
     assert np.isnan(metrics["Loss/D"]) and metrics["Train/D_skipped"] == 1 and metrics["Train/G_skipped"] == 0
     assert observed["changed"]["D"] == 0 and observed["changed"]["D_opt"] == 0, observed["changed"]
     assert observed["changed"]["G"] > 0
-    assert trainer.skipped_updates == {"D": 1, "G": 0}
+    assert trainer.skipped.counts == {"D": 1, "G": 0}
     assert any("skipped D 1 G 0" in line for line in lines if line.startswith("kimg")), lines
     scalars, _ = read_events(str(tmp_path / "run"))
     assert scalars["Train/skipped_D"][128] == 1 and scalars["Train/skipped_G"][128] == 0

@@ -121,7 +121,7 @@ def train(
         mixed_precision=mixed_precision, strategy=strategy, print_fn=print_fn,
     )
     if resume:
-        restored = trainer.restore(None if resume is True else resume)
+        restored = trainer.checkpoints.restore(None if resume is True else resume)
         if restored is None:
             raise RunDirectoryError(f"--resume: no checkpoint in {checkpoints}")
         print_fn(f"resumed from {restored} at {trainer.cur_nimg.numpy() / 1000:.3f} kimg")

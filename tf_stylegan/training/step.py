@@ -147,6 +147,24 @@ class AugmentedDiscriminator:
         return self.discriminator(self.augmentation(images, uniform, normal))
 
 
+class SkippedUpdates:
+    """Updates skipped for non-finite gradients: per network in this session, and steps in a row."""
+
+    def __init__(self, limit):
+        if int(limit) < 1:
+            raise ValueError(f"max_skipped_steps={limit}: must be >= 1")
+        self.limit, self.counts, self.in_a_row = int(limit), {"D": 0, "G": 0}, 0
+
+    def count(self, metrics):
+        """Pops a step's ``Train/D_skipped`` / ``Train/G_skipped`` flags from ``metrics`` and counts them;
+        returns the networks skipped when ``limit`` steps in a row had a skipped update, else []."""
+        skipped = [name for name in ("D", "G") if metrics.pop(f"Train/{name}_skipped") > 0]
+        for name in skipped:
+            self.counts[name] += 1
+        self.in_a_row = self.in_a_row + 1 if skipped else 0
+        return skipped if self.in_a_row >= self.limit else []
+
+
 def update_moving_average(G, Gs, beta):
     """Gs trainables <- lerp(G, Gs, beta); Gs's float state (w_avg, lod, noise maps: not averaged) <- G's
     (cross-replica context)."""

@@ -36,7 +36,7 @@ from tf_stylegan.training.schedule import (
     schedule_phases,
     training_schedule,
 )
-from tf_stylegan.training.step import TrainStep, all_finite
+from tf_stylegan.training.step import SkippedUpdates, TrainStep, all_finite
 
 
 class NonFiniteLossError(RuntimeError):
@@ -107,11 +107,7 @@ class Trainer:
         self.grid_size = grid_size
         self.metrics = list(metrics)
         self.metrics_nimg = None if metrics_kimg is None else int(metrics_kimg * 1000)
-        if int(max_skipped_steps) < 1:
-            raise ValueError(f"max_skipped_steps={max_skipped_steps}: must be >= 1")
-        self.max_skipped_steps = int(max_skipped_steps)
-        self.skipped_updates = {"D": 0, "G": 0}  # updates skipped for non-finite gradients in this session
-        self._consecutive_skips = 0
+        self.skipped = SkippedUpdates(max_skipped_steps)
         # The last progress tick: images/s (samples, checkpoints and metrics left out) and the share
         # of that time spent outside the step function (input pipeline, Python, host syncs).
         self.last_tick = None
@@ -188,12 +184,6 @@ class Trainer:
         """True on the one process that writes checkpoints, samples and logs."""
         return is_chief(self.strategy)
 
-    def restore(self, path=None):
-        """Restores everything from ``path``, or from the run's newest checkpoint that reads completely
-        (damaged ones skipped with a message); returns the path, or None when the run has no checkpoint.
-        CheckpointError when ``path`` or every checkpoint of the run is damaged."""
-        return self.checkpoints.restore(path)
-
     def save(self):
         """Writes a checkpoint (atomically: the index only names complete checkpoints); refuses
         non-finite weights or optimizer state (NonFiniteLossError), keeping the previous checkpoints."""
@@ -267,17 +257,14 @@ class Trainer:
         self.D_opt.learning_rate = phase.D_lrate * self.D_update_ratio
 
     def _count_skips(self, metrics):
-        """Counts the step's updates skipped for non-finite gradients; raises NonFiniteLossError after
-        ``max_skipped_steps`` consecutive steps with a skipped update."""
-        skipped = [name for name in ("D", "G") if metrics.pop(f"Train/{name}_skipped") > 0]
-        for name in skipped:
-            self.skipped_updates[name] += 1
-        self._consecutive_skips = self._consecutive_skips + 1 if skipped else 0
-        if self._consecutive_skips >= self.max_skipped_steps:
+        """Counts the step's skipped updates (popping their flags from ``metrics``); NonFiniteLossError
+        after ``max_skipped_steps`` steps in a row with one."""
+        skipped = self.skipped.count(metrics)
+        if skipped:
             losses = ", ".join(f"{name} {value:.4g}" for name, value in sorted(metrics.items()))
             kimg, step = self.cur_nimg.numpy() / 1000, self.step_count.numpy()
             raise NonFiniteLossError(
-                f"{self._consecutive_skips} steps in a row had non-finite gradients ({'/'.join(skipped)} "
+                f"{self.skipped.in_a_row} steps in a row had non-finite gradients ({'/'.join(skipped)} "
                 f"update skipped; {losses}) at {kimg:.3f} kimg (step {step}): training stopped. The last "
                 f"checkpoint in {self.checkpoints.directory} is intact; resume from it"
                 " with a lower learning rate or a larger R1 gamma, or check the data for NaN / Inf.")
@@ -374,7 +361,7 @@ class Trainer:
 
     def _report(self, phase, metrics, mean_speed, writer):
         nimg = int(self.cur_nimg.numpy())
-        tick = dict(self.last_tick, D_lrate=phase.D_lrate * self.D_update_ratio, skipped=self.skipped_updates)
+        tick = dict(self.last_tick, D_lrate=phase.D_lrate * self.D_update_ratio, skipped=self.skipped.counts)
         remaining = (self.total_nimg - nimg) / max(mean_speed, 1e-9)
         self.print(reporting.progress_line(nimg, self.total_nimg, phase, metrics, tick, remaining))
         if writer is not None:
