@@ -674,3 +674,17 @@ def test_streamed_records_of_unequal_size(tmp_path, streamed):
         with pytest.raises(DataError, match=r"[xy]-r03\.tfrecords: cannot read the TFRecords "
                                             r"\(record 29 .* truncated"):
             data.real_images_pipeline(file, 3, seed=13)
+
+
+def test_subset_is_a_seeded_choice_in_dataset_order():
+    images = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    dataset = data.ImageDataset.from_images("ten", images)
+    subset = dataset.subset(4, seed=0)
+    chosen = np.sort(np.random.RandomState(0).permutation(10)[:4])
+    np.testing.assert_array_equal(subset.level(8), images[chosen])
+    np.testing.assert_array_equal(subset.level(4), dataset.level(4)[chosen])  # every level the same images
+    assert subset.name == "ten[4]" and subset.num_images == 4
+    assert not np.array_equal(dataset.subset(4, seed=1).level(8), subset.level(8))
+    assert dataset.subset(10) is dataset and dataset.subset(50) is dataset
+    with pytest.raises(DataError, match="a subset needs a positive number of images, got 0"):
+        dataset.subset(0)

@@ -192,6 +192,17 @@ def test_efd_by_name_through_evaluate_and_the_cli(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_a_run_on_a_subset_is_measured_against_the_reference_set(tmp_path):
+    G, cache = tiny_generator(), str(tmp_path / "cache")
+    emoji = data.emoji_dataset(8)
+    subset = emoji.subset(1000)
+    assert subset.num_images == 1000 and subset.name == "emoji[1000]"
+    whole = metrics.EmojiFD(32, cache_dir=cache)(from_generator(G), emoji)["efd32"]
+    against_subset = metrics.EmojiFD(32, cache_dir=cache)(from_generator(G), subset)["efd32"]
+    referenced = metrics.EmojiFD(32, cache_dir=cache, reference="emoji")(from_generator(G), subset)["efd32"]
+    assert referenced == pytest.approx(whole, rel=1e-6) and abs(against_subset - whole) > 1e-3 * whole
+
+
 def test_efd_is_a_gin_training_metric(tmp_path):
     trainer, lines = train_in_process(tmp_path / "run", [
         "train.total_kimg = 0.064", "train.metrics = [@EmojiFD()]", "EmojiFD.num_images = 32",

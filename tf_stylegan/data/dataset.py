@@ -78,6 +78,17 @@ class ImageDataset:
             self._num_records = count_records(smallest)
         return self._num_records
 
+    def subset(self, count, seed=0):
+        """``count`` of the images, chosen by a seeded shuffle and kept in their order (as StyleGAN2-ADA's
+        ``max_size``), held in memory; the dataset itself when it has no more than ``count``."""
+        if int(count) != count or count < 1:
+            raise DataError(f"{self.name}: a subset needs a positive number of images, got {count!r}")
+        if count >= self.num_images:
+            return self
+        chosen = np.sort(np.random.RandomState(seed).permutation(self.num_images)[:count])
+        return ImageDataset(f"{self.name}[{count}]", self.resolution, self.num_channels,
+                            {r: self.level(r)[chosen] for r in self.levels}, list(self.skipped))
+
     def _fits_in_memory(self, r):
         return self.num_images * r * r * self.num_channels <= MAX_IN_MEMORY_BYTES
 

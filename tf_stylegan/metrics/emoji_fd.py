@@ -27,7 +27,8 @@ from tf_stylegan.metrics.inception import (
 
 class EmojiFD(FeatureMetric):
     """Emoji Fréchet distance between ``num_images`` generated images and every real image of the
-    dataset (efd2k: 2,000 generated). ``classifier``: see :class:`EmojiFeatures` (None: the packaged
+    dataset, or of ``reference`` (a dataset spec, e.g. 'emoji' for runs on a subset) (efd2k: 2,000
+    generated). ``classifier``: see :class:`EmojiFeatures` (None: the packaged
     weights). Calibrated on the emoji dataset (see the README); on another RGB dataset its values still
     compare runs with each other. Compare values at one resolution: real and generated images are
     both resized to 64 px, so a 16 px run is measured against 16 px reals.
@@ -35,8 +36,10 @@ class EmojiFD(FeatureMetric):
 
     kind = "efd"
 
-    def __init__(self, num_images=2000, classifier=None, batch_size=64, cache_dir=None, seed=0, name=None):
+    def __init__(self, num_images=2000, classifier=None, batch_size=64, cache_dir=None, seed=0, name=None,
+                 reference=None):
         self.classifier = classifier
+        self.reference = reference  # the real images' dataset ('emoji', a path); None: the training one
         super().__init__(num_images, batch_size, cache_dir, seed, name)
 
     def build_extractor(self):
@@ -48,6 +51,10 @@ class EmojiFD(FeatureMetric):
         if dataset.num_channels != 3:
             raise MetricError(f"EmojiFD measures RGB images; {dataset.name} has "
                               f"{dataset.num_channels} channel(s)")
+        if self.reference is not None:  # e.g. the whole set for a run on a subset of it
+            from tf_stylegan.data import load_dataset
+
+            dataset = load_dataset(self.reference, dataset.resolution)
         real = real_statistics(dataset, self.extractor, dataset.num_images, self.batch_size, self.cache_dir,
                                print_fn)
         fake = generated_statistics(generator, self.extractor, self.num_images, self.batch_size, self.seed)

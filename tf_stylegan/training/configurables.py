@@ -71,6 +71,7 @@ def train(
     dataset="emoji",  # 'emoji', a folder of images, or a folder of official *.tfrecords
     resolution=None,  # training resolution (image folders need it; TFRecords and emoji have one)
     skip_bad=False,  # skip unreadable or unusable images (and report how many) instead of stopping
+    max_images=None,  # train on this many of the images (a seeded choice, as StyleGAN2-ADA's --subset)
     total_kimg=25000,
     seed=0,
     mirror_augment=True,
@@ -104,6 +105,8 @@ def train(
         raise RunDirectoryError(f"{run_dir} already holds checkpoints: pass --resume to continue that run, "
                                 "or choose another --run-dir")
     images = data.load_dataset(dataset, resolution, **({"skip_bad": True} if skip_bad else {}))
+    if max_images is not None:
+        images = images.subset(max_images)
     if images.skipped:
         print_fn(f"skipped {len(images.skipped)} unusable image(s), e.g. {images.skipped[0][0]}: "
                  f"{images.skipped[0][1]}")
