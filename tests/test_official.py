@@ -31,14 +31,20 @@ def _z(ref, key="z"):
     return ref[key].astype(np.float32)
 
 
+def _labels(ref):
+    """The one-hot labels of a conditional config, None for the unconditional ones (shape [4, 0])."""
+    return ref["labels"].astype(np.float32) if ref["labels"].shape[1] else None
+
+
 def _truncated(ref, Gs, row):
     psi, cutoff = ref["trunc_psi_cutoff"][row]
     return Gs(_z(ref), truncation_psi=float(psi), truncation_cutoff=int(cutoff), randomize_noise=False,
-              return_dlatents=True)
+              return_dlatents=True, labels=_labels(ref))
 
 
 def _mixed_dlatents(ref, Gs):
-    return Gs.mix(Gs.mapping(_z(ref)), Gs.mapping(_z(ref, "z_b")), int(ref["mix_cutoff"]))
+    labels = _labels(ref)
+    return Gs.mix(Gs.mapping(_z(ref), labels), Gs.mapping(_z(ref, "z_b"), labels), int(ref["mix_cutoff"]))
 
 
 def _with_lod(networks_, value, run):
@@ -53,29 +59,30 @@ def _with_lod(networks_, value, run):
 
 def _images_lod(ref, G, D, Gs):
     return np.stack([
-        nchw(_with_lod([Gs], lod, lambda: Gs(_z(ref), truncation_psi=1, randomize_noise=False)))
+        nchw(_with_lod([Gs], lod, lambda: Gs(_z(ref), truncation_psi=1, randomize_noise=False,
+                                             labels=_labels(ref))))
         for lod in ref["lod_values"]
     ])
 
 
 def _scores_lod(ref, G, D, Gs):
     return np.stack([
-        np.asarray(_with_lod([D], lod, lambda: D(nhwc(images))))
+        np.asarray(_with_lod([D], lod, lambda: D(nhwc(images), _labels(ref))))
         for lod, images in zip(ref["lod_values"], ref["images_lod"], strict=True)
     ])
 
 
 def _scores(images_key):
-    return lambda ref, G, D, Gs: D(nhwc(ref[images_key]))
+    return lambda ref, G, D, Gs: D(nhwc(ref[images_key]), _labels(ref))
 
 
 # key -> (our value as a function of (ref, G, D, Gs), tolerance)
 PARITY = {
-    "dlatents": (lambda ref, G, D, Gs: Gs.mapping(_z(ref)), LATENT_ATOL),
-    "dlatents_b": (lambda ref, G, D, Gs: Gs.mapping(_z(ref, "z_b")), LATENT_ATOL),
+    "dlatents": (lambda ref, G, D, Gs: Gs.mapping(_z(ref), _labels(ref)), LATENT_ATOL),
+    "dlatents_b": (lambda ref, G, D, Gs: Gs.mapping(_z(ref, "z_b"), _labels(ref)), LATENT_ATOL),
     "dlatent_avg": (lambda ref, G, D, Gs: Gs.w_avg, LATENT_ATOL),
-    "images_psi1": (lambda ref, G, D, Gs: nchw(Gs(_z(ref), truncation_psi=1, randomize_noise=False)),
-                    IMAGE_ATOL),
+    "images_psi1": (lambda ref, G, D, Gs: nchw(Gs(_z(ref), truncation_psi=1, randomize_noise=False,
+                                                  labels=_labels(ref))), IMAGE_ATOL),
     "images_psi07_cut8": (lambda ref, G, D, Gs: nchw(_truncated(ref, Gs, 0)[0]), IMAGE_ATOL),
     "dlatents_psi07_cut8": (lambda ref, G, D, Gs: _truncated(ref, Gs, 0)[1], LATENT_ATOL),
     "images_psi07_cut3": (lambda ref, G, D, Gs: nchw(_truncated(ref, Gs, 1)[0]), IMAGE_ATOL),
@@ -106,7 +113,10 @@ def test_reference_inputs(official_config):
     path, ref = official_config
     G, D, Gs = official_networks(path.name)
     assert ref["z"].shape == ref["z_b"].shape == (4, Gs.latent_size)
-    assert ref["labels"].shape == (4, 0)  # unconditional networks take no labels
+    if Gs.label_size:  # one-hot rows of the conditional config's 3 classes
+        assert ref["labels"].shape == (4, 3) and set(ref["labels"].sum(axis=1)) == {1.0}
+    else:
+        assert ref["labels"].shape == (4, 0)  # unconditional networks take no labels
     assert int(ref["mix_cutoff"]) == 3
     np.testing.assert_allclose(ref["trunc_psi_cutoff"], [[0.7, 8], [0.7, 3]])
     np.testing.assert_allclose(ref["lod_values"], [0.5, 1.0, 1.5])
@@ -126,7 +136,7 @@ def test_truncation_defaults_match_official(official_config):
     """An official ``Gs.run(z, None)`` truncates with psi 0.7, cutoff 8: so does a plain call."""
     path, ref = official_config
     G, D, Gs = official_networks(path.name)
-    images, dlatents = Gs(_z(ref), randomize_noise=False, return_dlatents=True)
+    images, dlatents = Gs(_z(ref), randomize_noise=False, return_dlatents=True, labels=_labels(ref))
     np.testing.assert_allclose(np.asarray(dlatents), ref["dlatents_psi07_cut8"], rtol=0, atol=LATENT_ATOL)
     np.testing.assert_allclose(nchw(images), ref["images_psi07_cut8"], rtol=0, atol=IMAGE_ATOL)
 
@@ -182,7 +192,7 @@ def test_g_and_gs_are_distinct_networks(official_config):
         assert np.abs(g_value - gs_value).max() <= 0.2 * np.abs(gs_value).max() + 1e-6  # slightly
     assert differing > 0
     # All reference images come from Gs: G's images are measurably different.
-    images = nchw(G(_z(ref), truncation_psi=1, randomize_noise=False))
+    images = nchw(G(_z(ref), truncation_psi=1, randomize_noise=False, labels=_labels(ref)))
     assert np.abs(images - ref["images_psi1"]).max() > 100 * IMAGE_ATOL
 
 
@@ -258,11 +268,24 @@ def test_stylegan2_pickle_is_refused(tmp_path, dnnlib_network, reference_states)
 
 
 @pytest.mark.parametrize("network_index", [0, 1, 2], ids=["G", "D", "Gs"])
-def test_conditional_network_is_refused(tmp_path, dnnlib_network, reference_states, network_index):
+def test_a_label_size_its_variables_do_not_have_is_refused(tmp_path, dnnlib_network, reference_states,
+                                                          network_index):
     reference_states[network_index].static_kwargs["label_size"] = 10
     path = write_snapshot(tmp_path / "conditional.pkl", dnnlib_network, reference_states)
-    with pytest.raises(OfficialPickleError, match=r"conditional \(label_size=10\)"):
+    expected = (r"4x4/Dense1/weight has shape \[32, 1\], the network expects \[32, 10\]" if network_index == 1
+                else r"missing: \['G_mapping/LabelConcat/weight'\]")
+    with pytest.raises(OfficialPickleError, match=expected):
         load_official_pickle(path)
+
+
+def test_a_conditional_network_needs_labels():
+    G, D, Gs = official_networks("network-small_cond.pkl")
+    assert G.label_size == Gs.label_size == D.label_size == 3
+    z = np.zeros((2, Gs.latent_size), np.float32)
+    with pytest.raises(ValueError, match=r"class-conditional \(3 classes\): pass labels \[N, 3\]"):
+        Gs(z)
+    with pytest.raises(ValueError, match=r"labels must have shape \[N, 3\], got \(2, 2\)"):
+        D(np.zeros((2, 16, 16, 3), np.float32), np.eye(2, dtype=np.float32))
 
 
 @pytest.mark.parametrize("length", ["half", "all_but_one", "empty"])

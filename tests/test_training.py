@@ -629,3 +629,15 @@ def test_a_schedule_error_at_a_later_phase_stops_the_run_before_it_starts(tmp_pa
     trainer, _ = train_in_process(tmp_path / "short", ["training_schedule.minibatch_dict = {8: 0}",
                                                         "train.total_kimg = 0.016"])
     assert int(trainer.cur_nimg.numpy()) == 16
+
+
+def test_class_conditional_training_is_refused_with_a_clear_error(tmp_path):
+    from helpers import one_replica_trainer
+
+    from tf_stylegan.training.losses import LogisticR1
+
+    levels = {r: np.zeros((4, r, r, 3), np.uint8) for r in (4, 8)}
+    widths = dict(fmap_base=64, fmap_max=16)
+    with pytest.raises(ValueError, match=r"class-conditional training \(label_size > 0\) is not available yet"):
+        one_replica_trainer(tmp_path, levels, dict(latent_size=16, dlatent_size=16, mapping_fmaps=16, label_size=2,
+                                                   **widths), dict(label_size=2, **widths), LogisticR1())

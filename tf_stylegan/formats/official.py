@@ -136,9 +136,6 @@ def _network_kwargs(static_kwargs, accepted, ignored, what):
     for key, value in static_kwargs.items():
         if key in accepted:
             kwargs[key] = list(value) if isinstance(value, tuple) else value
-        elif key == "label_size":
-            if value:
-                raise OfficialPickleError(f"{what} is conditional (label_size={value}); not supported")
         elif key == "dtype":
             if value != "float32":
                 raise OfficialPickleError(f"{what} has dtype {value!r}; only float32 networks are supported")
@@ -155,6 +152,8 @@ def generator_variable_map(generator):
     synthesis, mapping = generator.synthesis, generator.mapping
     R = synthesis.resolution_log2
     result = {"dlatent_avg": (generator.w_avg, same), "lod": (synthesis.lod, same)}
+    if mapping.label_size:
+        result["G_mapping/LabelConcat/weight"] = (mapping.label_weight, same)
     for i, layer in enumerate(mapping.dense_layers):
         result[f"G_mapping/Dense{i}/weight"] = (layer.weight, same)
         result[f"G_mapping/Dense{i}/bias"] = (layer.bias, same)

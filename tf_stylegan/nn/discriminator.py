@@ -13,6 +13,7 @@ from tf_stylegan.nn.layers import (
     constructor_arguments,
     register,
 )
+from tf_stylegan.nn.mapping import check_labels
 from tf_stylegan.nn.synthesis import resolution_log2, use_fused_scale
 
 
@@ -25,8 +26,10 @@ class DiscriminatorBlock(keras.layers.Layer):
     """
 
     def __init__(self, resolution, filters, out_filters, fused=False, blur_filter=(1, 2, 1),
-                 mbstd_group_size=4, mbstd_num_features=1, nonlinearity="lrelu", use_wscale=True, **kwargs):
+                 mbstd_group_size=4, mbstd_num_features=1, nonlinearity="lrelu", use_wscale=True,
+                 num_outputs=1, **kwargs):
         super().__init__(**kwargs)
+        self.num_outputs = int(num_outputs)  # the 4x4 block's scores: one per class when conditional
         self.resolution = int(resolution)
         self.filters = int(filters)
         self.out_filters = int(out_filters)
@@ -50,7 +53,7 @@ class DiscriminatorBlock(keras.layers.Layer):
                 self.mbstd = MinibatchStddev(mbstd_group_size, mbstd_num_features, name="mbstd")
             self.conv0 = EqualizedConv2D(filters, 3, name="conv", **conv_args)
             self.dense0 = EqualizedDense(out_filters, name="dense0", **conv_args)
-            self.dense1 = EqualizedDense(1, gain=1.0, use_wscale=use_wscale, name="dense1")
+            self.dense1 = EqualizedDense(self.num_outputs, gain=1.0, use_wscale=use_wscale, name="dense1")
 
     def build(self, input_shape):
         size, in_channels = self.resolution, int(input_shape[-1])
@@ -81,26 +84,30 @@ class DiscriminatorBlock(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         if self.resolution > 4:
             return (input_shape[0], self.resolution // 2, self.resolution // 2, self.out_filters)
-        return (input_shape[0], 1)
+        return (input_shape[0], self.num_outputs)
 
     def macs_per_sample(self):
         """Multiply-accumulates of one call on one sample."""
         if self.resolution > 4:
             return self.conv0.macs_per_sample(self.resolution) + self.conv1.macs_per_sample(self.resolution)
-        return (self.conv0.macs_per_sample(4) + self.filters * 16 * self.out_filters + self.out_filters)
+        return (self.conv0.macs_per_sample(4) + self.filters * 16 * self.out_filters
+                + self.out_filters * self.num_outputs)
 
     def get_config(self):
         return {
             **super().get_config(), "resolution": self.resolution, "filters": self.filters,
             "out_filters": self.out_filters, "fused": self.fused, "blur_filter": self.blur_filter,
             "mbstd_group_size": self.mbstd_group_size, "mbstd_num_features": self.mbstd_num_features,
-            "nonlinearity": self.nonlinearity, "use_wscale": self.use_wscale,
+            "nonlinearity": self.nonlinearity, "use_wscale": self.use_wscale, "num_outputs": self.num_outputs,
         }
 
 
 @register
 class Discriminator(keras.Model):
     """images [N, resolution, resolution, num_channels] -> scores [N, 1].
+
+    Class-conditional (``label_size`` > 0, official ``LabelSwitch``): one score per class, and the score
+    of an image is that of its label (the scores times the one-hot labels, summed).
 
     The non-trainable ``lod`` mirrors the generator's: at each resolution r the features
     blend with FromRGB of the box-downsampled image by ``clip(lod - (log2(resolution) - r), 0, 1)``.
@@ -119,6 +126,7 @@ class Discriminator(keras.Model):
         mbstd_num_features=1,  # minibatch stddev features appended
         fused_scale="auto",  # fused down-conv: True, False or 'auto' (from 128 px)
         blur_filter=(1, 2, 1),  # low-pass taps before each down-conv; None disables
+        label_size=0,  # classes of a class-conditional discriminator (0: unconditional)
         **kwargs,
     ):
         arguments = {name: value for name, value in locals().items()
@@ -135,6 +143,7 @@ class Discriminator(keras.Model):
         self.mbstd_num_features = int(mbstd_num_features)
         self.fused_scale = fused_scale
         self.blur_filter = None if blur_filter is None else [float(t) for t in blur_filter]
+        self.label_size = int(label_size)
         # Index k serves resolution 2 ** (resolution_log2 - k): blocks from the top down to 4x4.
         self.blocks, self.from_rgb = [], []
         for res_log2 in range(self.resolution_log2, 1, -1):
@@ -144,7 +153,7 @@ class Discriminator(keras.Model):
                 size, self.fmaps(res_log2 - 1), out_filters, fused=use_fused_scale(fused_scale, size),
                 blur_filter=blur_filter, mbstd_group_size=mbstd_group_size,
                 mbstd_num_features=mbstd_num_features, nonlinearity=nonlinearity, use_wscale=use_wscale,
-                name=f"block{size}",
+                num_outputs=max(self.label_size, 1) if size == 4 else 1, name=f"block{size}",
             ))
             self.from_rgb.append(FromRGB(self.fmaps(res_log2 - 1), activation=nonlinearity,
                                          use_wscale=use_wscale, name=f"from_rgb{size}"))
@@ -160,10 +169,12 @@ class Discriminator(keras.Model):
             block.build((None, size, size, block.filters))
         self.lod = self.add_weight(name="lod", shape=(), initializer="zeros", trainable=False)
 
-    def call(self, images):
+    def call(self, images, labels=None):
         """Scores [N, 1] of images [N, r, r, C] at the full resolution, or at a lower power of two
         r: then only the blocks from r down run, equal to the full network on the nearest-upsampled
-        images whenever ``lod >= log2(resolution / r)``."""
+        images whenever ``lod >= log2(resolution / r)``. A conditional D takes ``labels`` [N, label_size]."""
+        if self.label_size:
+            labels = check_labels(labels, self.label_size, "the discriminator")
         size = images.shape[1]
         if (len(images.shape) != 4 or images.shape[2] != size or images.shape[3] != self.num_channels
                 or size is None or size > self.resolution or size < 4 or size & (size - 1)):
@@ -177,7 +188,10 @@ class Discriminator(keras.Model):
             x = self.blocks[level](x)
             images = sg_ops.downsample_box(images)
             x = sg_ops.lerp_clip(x, self.from_rgb[level + 1](images), lod - level)
-        return self.blocks[-1](x)
+        scores = self.blocks[-1](x)  # [N, max(label_size, 1)]
+        if self.label_size:
+            scores = ops.sum(scores * ops.cast(labels, scores.dtype), axis=1, keepdims=True)
+        return scores
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1)

@@ -56,6 +56,7 @@ class Generator(keras.Model):
         dlatent_avg_beta=0.995,  # decay of the w_avg running mean
         style_mixing_prob=0.9,  # probability of mixing two latents in a training call
         seed=None,  # seed of noise and style-mixing randomness (None: random)
+        label_size=0,  # classes of a class-conditional generator (0: unconditional)
         **kwargs,
     ):
         arguments = {name: value for name, value in locals().items()
@@ -80,7 +81,7 @@ class Generator(keras.Model):
             latent_size=latent_size, dlatent_size=dlatent_size, mapping_layers=mapping_layers,
             mapping_fmaps=mapping_fmaps, mapping_lrmul=mapping_lrmul,
             mapping_nonlinearity=mapping_nonlinearity, normalize_latents=normalize_latents,
-            dlatent_broadcast=self.num_layers, use_wscale=use_wscale, name="mapping",
+            dlatent_broadcast=self.num_layers, use_wscale=use_wscale, label_size=label_size, name="mapping",
             # Under a float16 / bfloat16 policy W space stays float32, as StyleGAN2-ADA's mapping.
             dtype="float32" if sg_ops.is_narrow_float(self.dtype_policy.compute_dtype) else self.dtype_policy,
         )
@@ -92,6 +93,10 @@ class Generator(keras.Model):
     @property
     def dlatent_size(self):
         return self.mapping.dlatent_size
+
+    @property
+    def label_size(self):
+        return self.mapping.label_size
 
     @property
     def resolution(self):
@@ -113,7 +118,7 @@ class Generator(keras.Model):
 
     def call(self, z, training=False, truncation_psi=None, truncation_cutoff=None, randomize_noise=True,
              return_dlatents=False, resolution=None, noise=None, mixing_latents=None, mixing_cutoff=None,
-             style_mixing=True):
+             style_mixing=True, labels=None):
         """Maps z and synthesises images.
 
         Inference (``training=False``): truncation with ``truncation_psi`` / ``truncation_cutoff``
@@ -122,16 +127,17 @@ class Generator(keras.Model):
         that draws its own randomness passes ``mixing_latents`` (the second z) and
         ``mixing_cutoff`` (the crossover layer; ``num_layers`` for no mixing) and ``noise``;
         ``style_mixing=False`` turns the regularization off (the official reference iterations).
-        ``resolution`` and ``noise``: see :meth:`SynthesisNetwork.call`.
+        ``resolution`` and ``noise``: see :meth:`SynthesisNetwork.call`. A class-conditional generator
+        takes ``labels`` [N, label_size] (one-hot rows); the mixing latents map with the same labels.
         Returns images, or (images, dlatents) with ``return_dlatents``.
         """
-        dlatents = self.mapping(z)  # [N, num_layers, dlatent_size]
+        dlatents = self.mapping(z, labels)  # [N, num_layers, dlatent_size]
         if training:
             self.update_w_avg(dlatents)
             if mixing_latents is not None:
-                dlatents = self.mix(dlatents, self.mapping(mixing_latents), mixing_cutoff)
+                dlatents = self.mix(dlatents, self.mapping(mixing_latents, labels), mixing_cutoff)
             elif style_mixing:
-                dlatents = self.style_mixing_regularization(z, dlatents)
+                dlatents = self.style_mixing_regularization(z, dlatents, labels)
         else:
             dlatents = self.truncate(dlatents, truncation_psi, truncation_cutoff)
         images = self.synthesis(dlatents, randomize_noise=randomize_noise, resolution=resolution, noise=noise)
@@ -167,7 +173,7 @@ class Generator(keras.Model):
         crossover = 1 + ops.cast(uniform * ops.cast(active - 1, "float32"), "int32")
         return ops.where(coin < self.style_mixing_prob, crossover, active)
 
-    def style_mixing_regularization(self, z, dlatents):
+    def style_mixing_regularization(self, z, dlatents, labels=None):
         """With probability ``style_mixing_prob`` replace the layers from a random crossover on
         (among the active ones) by the dlatents of a second, fresh z."""
         if self.style_mixing_prob <= 0:
@@ -175,7 +181,7 @@ class Generator(keras.Model):
         z2 = keras.random.normal(ops.shape(z), dtype=z.dtype, seed=self.mixing_seed_generator)
         coin = keras.random.uniform((), seed=self.mixing_seed_generator)
         uniform = keras.random.uniform((), seed=self.mixing_seed_generator)
-        return self.mix(dlatents, self.mapping(z2), self.mixing_crossover(coin, uniform))
+        return self.mix(dlatents, self.mapping(z2, labels), self.mixing_crossover(coin, uniform))
 
     def compute_output_shape(self, input_shape):
         return self.synthesis.compute_output_shape((input_shape[0], self.num_layers, self.dlatent_size))

@@ -131,6 +131,9 @@ class Trainer:
             self.Gs = generator(name="Gs", dtype="float32", **shared)
             for network in (self.G, self.D, self.Gs):
                 network.build()
+            if self.G.label_size or self.D.label_size:
+                raise ValueError("class-conditional training (label_size > 0) is not available yet: train "
+                                 "unconditional networks (conditional ones import and run for inference)")
             finetune.freeze_discriminator_blocks(self.D, freeze_d_layers)
             # Lazy regularization every k minibatches adds one D update per k: D's Adam runs with the
             # learning rate times k / (k + 1) and the betas to that power (StyleGAN2's mb_ratio).
