@@ -638,6 +638,6 @@ def test_class_conditional_training_is_refused_with_a_clear_error(tmp_path):
 
     levels = {r: np.zeros((4, r, r, 3), np.uint8) for r in (4, 8)}
     widths = dict(fmap_base=64, fmap_max=16)
-    with pytest.raises(ValueError, match=r"class-conditional training \(label_size > 0\) is not available yet"):
-        one_replica_trainer(tmp_path, levels, dict(latent_size=16, dlatent_size=16, mapping_fmaps=16, label_size=2,
-                                                   **widths), dict(label_size=2, **widths), LogisticR1())
+    generator = dict(latent_size=16, dlatent_size=16, mapping_fmaps=16, label_size=2, **widths)
+    with pytest.raises(ValueError, match=r"class-conditional training \(label_size > 0\) is not available"):
+        one_replica_trainer(tmp_path, levels, generator, dict(label_size=2, **widths), LogisticR1())
