@@ -9,9 +9,9 @@ import tf_stylegan  # noqa: F401  (sets the allocator before TensorFlow starts: 
 from helpers import official_ref_path
 
 
-@pytest.fixture(params=["", "_fused", "_cond"], ids=["nonfused", "fused", "conditional"])
+@pytest.fixture(params=["", "_fused"], ids=["nonfused", "fused"])
 def official_config(request):
-    """(pickle path, reference outputs) for each of the three official reference configs."""
+    """(pickle path, reference outputs) for each of the two unconditional official reference configs."""
     suffix = request.param
     pkl = official_ref_path(f"network-small{suffix}.pkl")
     ref = dict(np.load(official_ref_path(f"ref_outputs{suffix}.npz")))

@@ -19,6 +19,14 @@ from tf_stylegan.formats.official import (
     read_official_pickle,
 )
 
+@pytest.fixture(params=["", "_fused", "_cond"], ids=["nonfused", "fused", "conditional"])
+def official_config(request):
+    """(pickle path, reference outputs) for each of the three official reference configs, the
+    class-conditional one included (the other test files export and serve: unconditional only)."""
+    pkl = official_ref_path(f"network-small{request.param}.pkl")
+    return pkl, dict(np.load(official_ref_path(f"ref_outputs{request.param}.npz")))
+
+
 IMAGE_ATOL = 1e-4
 LATENT_ATOL = 1e-5  # dlatents and scores
 
