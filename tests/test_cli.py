@@ -239,3 +239,26 @@ def _tiny_macs():
     conv8 = 64 * 9 * 16 * 16
     to_rgb = 16 * 16 * 3 + 64 * 16 * 3
     return mapping + styles + conv4 + up8 + conv8 + to_rgb
+
+
+def test_dataset_create_and_info_with_class_folders(tmp_path, capsys):
+    from PIL import Image
+
+    for name, level in (("cat", 60), ("dog", 190)):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (12, 10), (level, level, level)).save(tmp_path / "pets" / name / f"{i}.png")
+    (tmp_path / "pets" / "dog" / "broken.png").write_bytes(b"broken")
+    out_dir = tmp_path / "records"
+    argv = ["dataset", "create", str(tmp_path / "pets"), str(out_dir), "--resolution", "8", "--class-folders"]
+    code, _, err = cli(argv, capsys)
+    assert code == 1 and "broken.png: cannot read the image" in err and not list(out_dir.iterdir())
+    code, out, err = cli(argv + ["--skip-bad"], capsys)
+    assert code == 0, err
+    assert "skipped 1 file(s):" in out and "wrote 6 images at 8px (2 levels, 2 classes (cat, dog))" in out
+    assert "images  7/7  100.0%" in err and "skipped 1  took" in err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["pets-r02.tfrecords", "pets-r03.tfrecords",
+                                                         "pets-rxx.labels"]
+    code, out, _ = cli(["dataset", "info", str(out_dir)], capsys)
+    assert code == 0 and out.strip() == ("pets: 6 images, 8px, 3 channel(s), levels [4, 8], labels of 2 "
+                                         "components")

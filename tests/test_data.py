@@ -1,7 +1,9 @@
 """Datasets: image folders, official TFRecords, the emoji set, and the deterministic input pipeline."""
 
+import io
 import os
 import pathlib
+import shutil
 import struct
 import time
 import zlib
@@ -266,13 +268,180 @@ def test_skip_bad_records_skipped_files(tmp_path):
         data.load_image_folder(tmp_path, 8, skip_bad=True)
 
 
-def test_memory_limit_suggests_tfrecords(tmp_path, monkeypatch):
-    for i in range(3):
-        _save(tmp_path / f"{i}.png", _solid((i, i, i), (16, 16)))
-    monkeypatch.setattr(data.dataset, "MAX_IN_MEMORY_BYTES", 3 * (16 * 16 + 8 * 8 + 4 * 4) * 3 - 1)
-    with pytest.raises(DataError, match="tf-stylegan dataset create"):
-        data.load_image_folder(tmp_path, 16)
-    assert data.load_image_folder(tmp_path, 8).num_images == 3
+# ---------------------------------------------------------------------------------------------------
+# Folders larger than memory: converted chunk by chunk, streamed
+
+def _noise_folder(folder, count, size=16, seed=0):
+    """``count`` PNGs of random pixels (so that every image and its place in the order matter)."""
+    rng = np.random.RandomState(seed)
+    for i in range(count):
+        _save(folder / f"{i:03d}.png", Image.fromarray(rng.randint(0, 256, (size, size, 3), np.uint8)))
+    return folder
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "tf_stylegan" / "folders"
+
+
+def test_folder_above_the_memory_limit_is_converted_once_and_streamed(tmp_path, monkeypatch, cache_home):
+    folder = _noise_folder(tmp_path / "images", 12)
+    (folder / "005.png").write_bytes(b"not a png")
+    held = data.load_image_folder(folder, 16, skip_bad=True)
+    assert all(isinstance(level, np.ndarray) for level in held.levels.values())
+    monkeypatch.setattr(data.dataset, "MAX_IN_MEMORY_BYTES", 2000)  # levels 8 and 16 do not fit
+    log = io.StringIO()
+    big = data.load_image_folder(folder, 16, skip_bad=True, stream=log)
+    assert "12 images at 16px take 11.8 KiB, more than the 2.0 KiB held in memory" in log.getvalue()
+    assert "images  12/12  100.0%" in log.getvalue() and "skipped 1  took" in log.getvalue()
+    (converted,) = cache_home.iterdir()
+    assert all(isinstance(level, str) and level.startswith(str(converted)) for level in big.levels.values())
+    assert big.name == "images" and big.num_images == 11 and big.skipped == held.skipped
+    assert "005.png" in big.skipped[0][0] and "cannot read" in big.skipped[0][1]
+    assert isinstance(big.source(16), str) and isinstance(big.source(4), np.ndarray)
+    for r in (4, 8, 16):  # records in path order: the same training stream as the folder held in memory
+        streamed = data.real_images_pipeline(big.source(r), 4, seed=3)
+        in_memory = data.real_images_pipeline(held.level(r), 4, seed=3)
+        for a, b in zip(streamed.take(6), in_memory.take(6)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    again = io.StringIO()
+    assert data.load_image_folder(folder, 16, skip_bad=True, stream=again).levels == big.levels
+    assert again.getvalue() == ""  # converted once
+    _noise_folder(folder, 1, seed=9)  # 000.png changed: the folder is converted again
+    changed = data.load_image_folder(folder, 16, skip_bad=True, stream=again)
+    assert "converting" in again.getvalue() and len(list(cache_home.iterdir())) == 2
+    assert not np.array_equal(data.ImageDataset.level(changed, 4)[0], held.level(4)[0])
+    assert not any(name.startswith(".") for name in os.listdir(cache_home))  # no staging folder left
+
+
+def test_conversion_holds_a_chunk_not_the_folder(tmp_path, monkeypatch):
+    import tracemalloc
+
+    folder = _noise_folder(tmp_path / "images", 192, size=64)
+    monkeypatch.setattr(data.folders, "CHUNK_BYTES", 4 * 64 * 64 * 3)
+    chunk_limit = max(os.cpu_count(), 4)
+    reader = data.ImageFolder(folder, 64)
+    assert max(len(chunk) for chunk in reader.chunks()) <= chunk_limit
+    tracemalloc.start()
+    try:
+        data.write_folder_tfrecords(data.ImageFolder(folder, 64), tmp_path / "out")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    whole = 192 * 64 * 64 * 3  # the top level alone; a chunk is 4 images (and its float32 box average)
+    assert peak < whole / 3, f"peak {peak} bytes traced while writing a {whole}-byte folder"
+
+
+def test_dataset_create_writes_what_write_tfrecords_writes(tmp_path):
+    folder = _noise_folder(tmp_path / "images", 10)
+    streamed, count = data.write_folder_tfrecords(data.ImageFolder(folder, 16), tmp_path / "streamed")
+    held = data.write_tfrecords(data.load_image_folder(folder, 16), tmp_path / "held")
+    assert count == 10 and [os.path.basename(p) for p in streamed] == [os.path.basename(p) for p in held]
+    for a, b in zip(streamed, held):
+        assert pathlib.Path(a).read_bytes() == pathlib.Path(b).read_bytes()
+    # Unusable files leave their place in dataset_tool.py's order over the files (permutation of 11).
+    (folder / "zz.png").write_bytes(b"broken")
+    reader = data.ImageFolder(folder, 16, skip_bad=True)
+    paths, count = data.write_folder_tfrecords(reader, tmp_path / "skipping", shuffle_seed=7)
+    images = data.read_tfrecords(tmp_path / "skipping").level(16)
+    order = [i for i in np.random.RandomState(7).permutation(11) if i != 10]
+    np.testing.assert_array_equal(images, data.load_image_folder(folder, 16, skip_bad=True).level(16)[order])
+    assert count == 10 and reader.skipped[0][0].endswith("zz.png")
+
+
+def test_conversion_errors_leave_nothing_behind(tmp_path, monkeypatch, cache_home):
+    folder = _noise_folder(tmp_path / "images", 4)
+    monkeypatch.setattr(data.dataset, "MAX_IN_MEMORY_BYTES", 100)
+    monkeypatch.setattr(data.sources.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10, 10, 10))
+    with pytest.raises(DataError, match=r"4 images at 16px need 4.7 KiB of TFRecords, but .* has 10 bytes "
+                                        r"free; set XDG_CACHE_HOME"):
+        data.load_image_folder(folder, 16, stream=io.StringIO())
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(data.dataset, "MAX_IN_MEMORY_BYTES", 100)
+    (folder / "002.png").write_bytes(b"broken")
+    with pytest.raises(DataError, match=r"002.png: cannot read the image"):
+        data.load_image_folder(folder, 16, stream=io.StringIO())
+    assert not cache_home.exists() or os.listdir(cache_home) == []
+    for name in ("000.png", "001.png", "003.png"):
+        (folder / name).write_bytes(b"broken")
+    with pytest.raises(DataError, match=r"all 4 images are unusable"):
+        data.load_image_folder(folder, 16, skip_bad=True, stream=io.StringIO())
+    assert os.listdir(cache_home) == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# Labels: class folders, the official labels file, labelled batches
+
+def _class_folder(root, counts, size=8):
+    """Class sub-folders {name: number of images}, each image a solid grey level naming its class."""
+    for c, (name, count) in enumerate(counts.items()):
+        for i in range(count):
+            _save(root / name / f"{i}.png", _solid((40 * c, 40 * c, 40 * c), (size, size)))
+    return root
+
+
+def test_class_folders_label_every_image_one_hot(tmp_path):
+    folder = _class_folder(tmp_path / "pets", {"dog": 2, "cat": 3, "bird": 1})
+    _save(folder / "cat" / "indoor" / "x.png", _solid((40, 40, 40)))  # deeper: still a cat
+    unlabelled = data.load_image_folder(folder, 8)
+    assert unlabelled.labels is None and unlabelled.label_size == 0
+    ds = data.load_image_folder(folder, 8, class_folders=True)
+    assert ds.label_size == 3 and ds.labels.dtype == np.float32
+    classes = ds.labels.argmax(axis=1)  # bird 0, cat 1, dog 2 (sorted names); files in path order
+    np.testing.assert_array_equal(classes, [0, 1, 1, 1, 1, 2, 2])
+    np.testing.assert_array_equal(ds.labels.sum(axis=1), 1)
+    grey = {0: 80, 1: 40, 2: 0}  # _class_folder's level per class: bird 80, cat 40, dog 0
+    np.testing.assert_array_equal(ds.level(8)[:, 0, 0, 0], [grey[c] for c in classes])
+    assert data.ImageFolder(folder, 8, class_folders=True).class_names == ["bird", "cat", "dog"]
+    sub = ds.subset(4, seed=1)
+    assert sub.labels.shape == (4, 3)
+    np.testing.assert_array_equal(sub.level(8)[:, 0, 0, 0], [grey[c] for c in sub.labels.argmax(1)])
+    _save(folder / "loose.png", _solid((1, 1, 1)))
+    with pytest.raises(DataError, match=r"every image sits in a class sub-folder, but 1 lie in the folder "
+                                        r"itself, e.g. loose.png"):
+        data.load_image_folder(folder, 8, class_folders=True)
+
+
+def test_labels_file_written_and_read_as_the_official_tool(tmp_path):
+    folder = _class_folder(tmp_path / "shapes", {"a": 3, "b": 2, "c": 4})
+    held = data.load_image_folder(folder, 8, class_folders=True)
+    data.write_tfrecords(held, tmp_path / "held")
+    data.write_folder_tfrecords(data.ImageFolder(folder, 8, class_folders=True), tmp_path / "streamed")
+    order = np.random.RandomState(123).permutation(9)
+    for out in ("held", "streamed"):
+        with open(tmp_path / out / "shapes-rxx.labels", "rb") as file:
+            labels = np.load(file)  # as the official reader: np.load of float32 [N, label_size]
+        assert labels.dtype == np.float32 and labels.shape == (9, 3)
+        np.testing.assert_array_equal(labels, held.labels[order])
+        back = data.read_tfrecords(tmp_path / out)
+        np.testing.assert_array_equal(back.labels, held.labels[order])
+        np.testing.assert_array_equal(back.level(8), held.level(8)[order])
+    with open(tmp_path / "held" / "shapes-rxx.labels", "wb") as file:
+        np.save(file, np.zeros((8, 3), np.float32))
+    with pytest.raises(DataError, match=r"8 labels, but the TFRecords hold 9 images"):
+        data.read_tfrecords(tmp_path / "held")
+    (tmp_path / "held" / "shapes-rxx.labels").write_bytes(b"not numpy")
+    with pytest.raises(DataError, match=r"shapes-rxx.labels: cannot read the labels"):
+        data.read_tfrecords(tmp_path / "held")
+
+
+def test_labelled_batches_carry_each_image_its_label(tmp_path):
+    images = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+    labels = np.random.RandomState(0).rand(10, 5).astype(np.float32)
+    for source in (images, None):
+        if source is None:  # the same through a streamed TFRecord level
+            ds = data.ImageDataset.from_images("toy", images)
+            data.write_tfrecords(ds, tmp_path, shuffle_seed=None)
+            source = str(tmp_path / "toy-r02.tfrecords")
+        batches = data.real_images_pipeline(source, 4, seed=2, labels=labels).take(5)
+        for batch, batch_labels in batches:
+            np.testing.assert_array_equal(batch_labels.numpy(), labels[batch.numpy()[:, 0, 0, 0]])
+    with pytest.raises(DataError, match=r"9 labels \[9, 5\] for 10 images"):
+        data.real_images_pipeline(images, 4, seed=2, labels=labels[:9])
+    with pytest.raises(DataError, match=r"3 labels for 10 images"):
+        data.ImageDataset("toy", 4, 3, data.dataset.box_levels(images), labels=labels[:3])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -317,9 +486,12 @@ def test_reads_files_written_like_the_official_tool(tmp_path):
         if level is None:
             x = (x[:, :, 0::2, 0::2] + x[:, :, 0::2, 1::2] + x[:, :, 1::2, 0::2] + x[:, :, 1::2, 1::2]) * 0.25
         _write_level(tmp_path / f"ffhq-r{log2:02d}.tfrecords", np.rint(x).clip(0, 255).astype(np.uint8))
-    (tmp_path / "ffhq-rxx.labels").write_bytes(b"ignored")
+    labels = np.eye(4, dtype=np.float32)[[0, 3, 1, 1, 2]]
+    with open(tmp_path / "ffhq-rxx.labels", "wb") as file:  # as dataset_tool.py's add_labels
+        np.save(file, labels)
     ds = data.read_tfrecords(tmp_path)
-    assert (ds.name, ds.resolution, ds.num_images) == ("ffhq", 8, 5)
+    assert (ds.name, ds.resolution, ds.num_images, ds.label_size) == ("ffhq", 8, 5, 4)
+    np.testing.assert_array_equal(ds.labels, labels)
     np.testing.assert_array_equal(ds.level(8), images.transpose(0, 2, 3, 1))
     np.testing.assert_array_equal(ds.level(4), _reference_levels(images.transpose(0, 2, 3, 1))[4])
 

@@ -620,6 +620,72 @@ def test_gs_learns_a_solid_colour_dataset(tmp_path):
                                             f"{distance(fresh):.1f} (64 samples)")
 
 
+def test_a_folder_above_the_memory_limit_trains_as_the_folder_held_in_memory(tmp_path, monkeypatch):
+    from helpers import variables_digest
+
+    from tf_stylegan import data
+    from tf_stylegan.data.records import RecordFile
+
+    rng = np.random.RandomState(0)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(24):
+        Image.fromarray(rng.randint(0, 256, (8, 8, 3), np.uint8)).save(folder / f"{i:02d}.png")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bindings = [f"train.dataset = '{folder}'", "train.total_kimg = 0.096"]
+    held, _ = train_in_process(tmp_path / "held", bindings)
+    monkeypatch.setattr(data.dataset, "MAX_IN_MEMORY_BYTES", 1000)  # 24 images of 8x8: 1.5 KiB, streamed
+    opened = []
+    monkeypatch.setattr(data.stream, "RecordFile", lambda path: opened.append(path) or RecordFile(path))
+    streamed, _ = train_in_process(tmp_path / "streamed", bindings)
+    assert {os.path.basename(path) for path in opened} == {"images-r02.tfrecords", "images-r03.tfrecords"}
+    assert variables_digest(streamed.G, streamed.D) == variables_digest(held.G, held.D)
+
+
+def class_folders(root, levels, count, size=8):
+    """A class sub-folder per grey level {name: level} of ``count`` solid images (noise of +-8 around it)."""
+    rng = np.random.RandomState(1)
+    for name, level in levels.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            pixels = np.clip(level + rng.randint(-8, 9, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i:03d}.png")
+    return root
+
+
+def test_class_folders_train_a_conditional_run_that_resumes_exactly(tmp_path):
+    from helpers import variables_digest
+
+    data = class_folders(tmp_path / "data", {"dark": 30, "light": 220, "mid": 128}, 8)
+    bindings = [f"train.dataset = '{data}'", "train.class_folders = True", "train.total_kimg = 0.096",
+                "train.checkpoint_kimg = 0.064"]
+    whole, _ = train_in_process(tmp_path / "whole", bindings)
+    assert whole.G.label_size == whole.D.label_size == whole.Gs.label_size == 3
+    grid = whole.sample_grid()  # a row per class (4 rows: dark, light, mid, dark), 8 columns
+    assert grid.shape == (4 * 8, 8 * 8, 3)
+    np.testing.assert_array_equal(whole._grid_labels.reshape(4, 8, 3).argmax(-1),
+                                  [[0] * 8, [1] * 8, [2] * 8, [0] * 8])
+    train_in_process(tmp_path / "split", bindings[:2] + ["train.total_kimg = 0.064"])
+    resumed, _ = train_in_process(tmp_path / "split", ["train.total_kimg = 0.096"], resume=True)
+    assert variables_digest(resumed.G, resumed.D, resumed.Gs) == variables_digest(whole.G, whole.D, whole.Gs)
+
+
+@pytest.mark.slow
+def test_a_two_class_toy_dataset_gives_class_dependent_samples(tmp_path):
+    data = class_folders(tmp_path / "data", {"dark": 40, "light": 215}, 32)
+    trainer, _ = train_in_process(tmp_path / "run", [
+        f"train.dataset = '{data}'", "train.class_folders = True", "train.total_kimg = 3",
+        "train.G_smoothing_kimg = 0.1", "train.checkpoint_kimg = 100", "train.image_snapshot_kimg = 100",
+        "train.tick_kimg = 1"])
+    z = np.random.RandomState(5).randn(64, trainer.Gs.latent_size).astype(np.float32)
+    brightness = {}
+    for name, label in (("dark", [1, 0]), ("light", [0, 1])):
+        labels = np.tile(np.float32(label), (64, 1))
+        images = trainer.Gs(z, truncation_psi=1.0, labels=labels).numpy() * 127.5 + 128
+        brightness[name] = float(np.clip(images, 0, 255).mean())
+    assert brightness["light"] - brightness["dark"] > 80, brightness
+
+
 def test_a_schedule_error_at_a_later_phase_stops_the_run_before_it_starts(tmp_path):
     # tiny.gin grows 4x4 -> 8x8 after 32 images; a minibatch of 0 at 8x8 cannot feed the replica.
     with pytest.raises(ValueError, match=r"minibatch 0 at 8x8 .* smaller than num_replicas=1"):
@@ -629,15 +695,3 @@ def test_a_schedule_error_at_a_later_phase_stops_the_run_before_it_starts(tmp_pa
     trainer, _ = train_in_process(tmp_path / "short", ["training_schedule.minibatch_dict = {8: 0}",
                                                         "train.total_kimg = 0.016"])
     assert int(trainer.cur_nimg.numpy()) == 16
-
-
-def test_class_conditional_training_is_refused_with_a_clear_error(tmp_path):
-    from helpers import one_replica_trainer
-
-    from tf_stylegan.training.losses import LogisticR1
-
-    levels = {r: np.zeros((4, r, r, 3), np.uint8) for r in (4, 8)}
-    widths = dict(fmap_base=64, fmap_max=16)
-    generator = dict(latent_size=16, dlatent_size=16, mapping_fmaps=16, label_size=2, **widths)
-    with pytest.raises(ValueError, match=r"class-conditional training \(label_size > 0\) is not available"):
-        one_replica_trainer(tmp_path, levels, generator, dict(label_size=2, **widths), LogisticR1())

@@ -4,21 +4,28 @@ from tf_stylegan.cli.common import add_command, add_option, fail
 
 
 def dataset_create(args):
-    """Image folder -> the official multi-resolution TFRecord layout."""
-    from tf_stylegan.data import DataError, load_image_folder, write_tfrecords
+    """Image folder -> the official multi-resolution TFRecord layout, decoded and written chunk by chunk."""
+    from tf_stylegan.data import DataError, ImageFolder, write_folder_tfrecords
+    from tf_stylegan.progress import Progress
 
     try:
-        images = load_image_folder(args.images, args.resolution, num_channels=args.channels,
-                                   background=tuple(args.background), crop=not args.no_crop,
-                                   skip_bad=args.skip_bad)
-        paths = write_tfrecords(images, args.out, shuffle_seed=args.shuffle_seed)
+        folder = ImageFolder(args.images, args.resolution, num_channels=args.channels,
+                             background=tuple(args.background), crop=not args.no_crop, skip_bad=args.skip_bad,
+                             class_folders=args.class_folders)
+        progress = Progress(len(folder.files), "images")
+        paths, written = write_folder_tfrecords(folder, args.out, shuffle_seed=args.shuffle_seed,
+                                                progress=progress)
+        progress.close()
     except DataError as error:
         return fail(str(error))
-    if images.skipped:
-        print(f"skipped {len(images.skipped)} file(s):")
-        for path, reason in images.skipped:
+    if folder.skipped:
+        print(f"skipped {len(folder.skipped)} file(s):")
+        for path, reason in folder.skipped:
             print(f"  {path}: {reason}")
-    print(f"wrote {images.num_images} images at {images.resolution}px ({len(paths)} levels) to {args.out}")
+    classes = ""
+    if folder.class_folders:
+        classes = f", {folder.label_size} classes ({', '.join(folder.class_names)})"
+    print(f"wrote {written} images at {folder.resolution}px ({len(paths)} levels{classes}) to {args.out}")
     return 0
 
 
@@ -30,8 +37,9 @@ def dataset_info(args):
         images = load_dataset(args.path, args.resolution)
     except DataError as error:
         return fail(str(error))
+    labels = f", labels of {images.label_size} components" if images.label_size else ""
     print(f"{images.name}: {images.num_images} images, {images.resolution}px, "
-          f"{images.num_channels} channel(s), levels {sorted(images.levels)}")
+          f"{images.num_channels} channel(s), levels {sorted(images.levels)}{labels}")
     return 0
 
 
@@ -46,6 +54,8 @@ def add_parsers(commands):
         "tf-stylegan dataset create images/ffhq datasets/ffhq --resolution 1024",
         ("tf-stylegan dataset create icons/ datasets/icons --resolution 64 --skip-bad --channels 1",
          "grayscale; report unusable images"),
+        ("tf-stylegan dataset create pets/ datasets/pets --resolution 256 --class-folders",
+         "pets/cat/*.jpg, pets/dog/*.jpg: two classes"),
     ])
     create.add_argument("images", help="folder of PNG / JPEG / WebP images (searched recursively)")
     create.add_argument("out", help="output folder for <name>-rNN.tfrecords")
@@ -56,6 +66,8 @@ def add_parsers(commands):
     add_option(create, "no-crop", action="store_true",
                help="reject non-square images instead of centre-cropping")
     add_option(create, "skip-bad", action="store_true", help="skip unusable images and report them")
+    add_option(create, "class-folders", action="store_true",
+               help="each sub-folder is a class: write one-hot labels (<name>-rxx.labels)")
     add_option(create, "shuffle-seed", type=int, default=123, help="record order, as official (123)")
     create.set_defaults(run=dataset_create)
 

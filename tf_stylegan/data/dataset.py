@@ -23,8 +23,12 @@ def level_resolutions(resolution):
     return [2 ** k for k in range(2, int(resolution).bit_length())]
 
 
-def gib(num_bytes):
-    return f"{num_bytes / (1 << 30):.1f} GiB"
+def byte_size(num_bytes):
+    """``3.1 GiB``, ``12.0 MiB``, ``4.5 KiB`` or ``900 bytes``."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if num_bytes >= 1 << shift:
+            return f"{num_bytes / (1 << shift):.1f} {unit}"
+    return f"{num_bytes} bytes"
 
 
 @dataclasses.dataclass
@@ -33,7 +37,8 @@ class ImageDataset:
 
     ``levels[r]`` is a uint8 array [N, r, r, C], or the path of an official ``<name>-rNN.tfrecords``
     file; ``level(r)`` always gives the array. ``skipped`` lists the (path, reason) of input files
-    left out with ``skip_bad=True``.
+    left out with ``skip_bad=True``. ``labels`` (class-conditional datasets): float32 [N, label_size],
+    image k's label in row k (one-hot class vectors, or any vectors as the official labels files hold).
     """
 
     name: str
@@ -41,6 +46,7 @@ class ImageDataset:
     num_channels: int
     levels: dict
     skipped: list = dataclasses.field(default_factory=list)
+    labels: np.ndarray = None
     _num_records: int = dataclasses.field(default=None, repr=False)  # record count of TFRecord levels
 
     def __post_init__(self):
@@ -59,6 +65,14 @@ class ImageDataset:
                 counts.add(len(level))
         if len(counts) > 1:
             raise DataError(f"{self.name}: levels hold different numbers of images {sorted(counts)}")
+        if self.labels is not None:
+            labels = np.asarray(self.labels)
+            if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.number):
+                raise DataError(f"{self.name}: labels must be numbers [N, label_size], got {labels.dtype} "
+                                f"{list(labels.shape)}")
+            if len(labels) != (counts.pop() if counts else self.num_images):
+                raise DataError(f"{self.name}: {len(labels)} labels for {self.num_images} images")
+            self.labels = labels.astype(np.float32)
 
     @classmethod
     def from_images(cls, name, images):
@@ -67,6 +81,11 @@ class ImageDataset:
         if images.ndim != 4:
             raise DataError(f"{name}: images must be [N, R, R, C], got shape {images.shape}")
         return cls(name, images.shape[1], images.shape[3], box_levels(images))
+
+    @property
+    def label_size(self):
+        """Components of a label (0: unconditional)."""
+        return 0 if self.labels is None else self.labels.shape[1]
 
     @property
     def num_images(self):
@@ -87,7 +106,8 @@ class ImageDataset:
             return self
         chosen = np.sort(np.random.RandomState(seed).permutation(self.num_images)[:count])
         return ImageDataset(f"{self.name}[{count}]", self.resolution, self.num_channels,
-                            {r: self.level(r)[chosen] for r in self.levels}, list(self.skipped))
+                            {r: self.level(r)[chosen] for r in self.levels}, list(self.skipped),
+                            None if self.labels is None else self.labels[chosen])
 
     def _fits_in_memory(self, r):
         return self.num_images * r * r * self.num_channels <= MAX_IN_MEMORY_BYTES
@@ -111,8 +131,8 @@ class ImageDataset:
         num_bytes = self.num_images * r * r * self.num_channels
         if not self._fits_in_memory(r):
             raise DataError(f"{level}: {self.num_images} images of {r}x{r}x{self.num_channels} take "
-                            f"{gib(num_bytes)}, more than the {gib(MAX_IN_MEMORY_BYTES)} held in memory; "
-                            "give the path to real_images_pipeline to stream it instead")
+                            f"{byte_size(num_bytes)}, more than the {byte_size(MAX_IN_MEMORY_BYTES)} held in "
+                            "memory; give the path to real_images_pipeline to stream it instead")
         return read_level(level, self.num_images)
 
 

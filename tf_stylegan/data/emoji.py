@@ -12,7 +12,7 @@ import numpy as np
 
 from tf_stylegan.data.dataset import ImageDataset, check_resolution, level_resolutions
 from tf_stylegan.data.errors import DataError
-from tf_stylegan.data.folders import load_image_folder
+from tf_stylegan.data.folders import ImageFolder
 from tf_stylegan.files import atomic_file, cache_dir
 
 EMOJI_CACHE_VERSION = 1                # bump when the emoji preprocessing changes
@@ -66,7 +66,7 @@ def emoji_dataset(resolution=64):
     cache = pathlib.Path(cache_dir(), f"emoji-{resolution}-{key}.npz")
     levels = read_emoji_cache(cache, len(entries), resolution)
     if levels is None:
-        levels = load_image_folder(folder, resolution).levels
+        levels = ImageFolder(folder, resolution).dataset().levels
         try:
             write_emoji_cache(cache, levels)
         except OSError as error:

@@ -50,8 +50,10 @@ def ordered_batches(images, batch_size, limit=None):
 
 
 def real_images_pipeline(images, batch_size, seed, start_index=0, mirror_augment=True, num_shards=1,
-                         shard_index=0):
-    """An infinite, deterministic ``tf.data.Dataset`` of uint8 batches [batch_size, r, r, C].
+                         shard_index=0, labels=None):
+    """An infinite, deterministic ``tf.data.Dataset`` of uint8 batches [batch_size, r, r, C], or with
+    ``labels`` (float32 [N, label_size], row k = image k's) of (images, their labels
+    [batch_size, label_size]).
 
     ``images`` is a uint8 array [N, r, r, C] or the path of one TFRecord level. Element i = e*N + p of
     the stream (epoch e, position p) is image ``perm_e[p]``, where ``perm_e`` is the argsort of N
@@ -92,6 +94,14 @@ def real_images_pipeline(images, batch_size, seed, start_index=0, mirror_augment
             tensor = tf.convert_to_tensor(images)
         batches = permuted_batches(len(images), batch_size, seed, start_index)
         load = lambda ids, flips: (tf.gather(tensor, ids), flips)
+    if labels is not None:
+        labels = np.asarray(labels, np.float32)
+        num_images = records.count if streamed else len(images)
+        if labels.ndim != 2 or len(labels) != num_images:
+            raise DataError(f"{len(labels)} labels {list(labels.shape)} for {num_images} images: need "
+                            "one row [label_size] per image")
+        with tf.device("/cpu:0"):
+            label_tensor = tf.convert_to_tensor(labels)
 
     def mirror(image_and_flip):
         image, flip = image_and_flip
@@ -105,7 +115,7 @@ def real_images_pipeline(images, batch_size, seed, start_index=0, mirror_augment
             batch = tf.where(flips[:, None, None, None], tf.reverse(batch, axis=[2]), batch)
         elif mirror_augment:
             batch = tf.map_fn(mirror, (batch, flips), fn_output_signature=batch.dtype)
-        return batch
+        return batch if labels is None else (batch, tf.gather(label_tensor, payload))
 
     batches = batches.shard(num_shards, shard_index)  # before loading: a shard reads its own records only
     return batches.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) \

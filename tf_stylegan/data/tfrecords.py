@@ -1,13 +1,14 @@
 """The official multi-resolution TFRecords (``<name>-rNN.tfrecords``): read and write, as
 ``dataset_tool.py``."""
 
+import contextlib
 import os
 import pathlib
 
 import numpy as np
 import tensorflow as tf
 
-from tf_stylegan.data.dataset import ImageDataset
+from tf_stylegan.data.dataset import ImageDataset, box_levels, level_resolutions
 from tf_stylegan.data.errors import DataError
 from tf_stylegan.data.records import (
     FEATURES,
@@ -30,13 +31,40 @@ def scan_level(path, expected, count, reference):
         raise DataError(f"{path}: holds {total} records, but {reference} holds {count}")
 
 
+def labels_path(out_dir, name):
+    return pathlib.Path(out_dir) / f"{name}-rxx.labels"
+
+
+def write_labels(path, labels):
+    """The official labels file: ``np.save`` of float32 [N, label_size], row k = record k's label."""
+    with atomic_file(path) as staging, open(staging, "wb") as file:
+        np.save(file, np.asarray(labels, np.float32))
+
+
+def read_labels(folder, count):
+    """The labels of a TFRecords folder (its first ``*.labels`` file, as the official reader), or None."""
+    found = sorted(pathlib.Path(folder).glob("*.labels"))
+    if not found:
+        return None
+    try:
+        labels = np.load(found[0], allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise DataError(f"{found[0]}: cannot read the labels ({error})") from error
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.number):
+        raise DataError(f"{found[0]}: labels must be numbers [N, label_size], got {labels.dtype} "
+                        f"{list(labels.shape)}")
+    if len(labels) != count:
+        raise DataError(f"{found[0]}: {len(labels)} labels, but the TFRecords hold {count} images")
+    return labels.astype(np.float32)
+
+
 def read_tfrecords(path):
     """Open an official multi-resolution TFRecords folder (``<name>-rNN.tfrecords``, NN = 02 .. log2(res)).
 
     Levels stay on disk (``levels`` holds their paths; ``level(r)`` reads one). Checked here: the
     levels are complete and consistent in name, shape and channels, and each file's size matches
-    its record count (a level whose size does not is scanned record by record). Labels
-    (``-rxx.labels``) are ignored.
+    its record count (a level whose size does not is scanned record by record). Labels: the first
+    ``*.labels`` file of the folder (official ``<name>-rxx.labels``), if any.
     """
     folder = pathlib.Path(path).expanduser()
     if not folder.is_dir():
@@ -78,29 +106,71 @@ def read_tfrecords(path):
         if os.path.getsize(file) != count * (record_sizes[log2] + 16):
             scan_level(file, (channels, 2 ** log2, 2 ** log2), count, files[2])
     levels = {2 ** log2: str(file) for log2, file in sorted(files.items())}
-    return ImageDataset(name, 2 ** top, channels, levels, _num_records=count)
+    return ImageDataset(name, 2 ** top, channels, levels, labels=read_labels(folder, count),
+                        _num_records=count)
+
+
+def level_path(out_dir, name, r):
+    return pathlib.Path(out_dir) / f"{name}-r{r.bit_length() - 1:02d}.tfrecords"
+
+
+def _example(image):
+    """uint8 [H, W, C] -> one record as dataset_tool.py writes it (shape [C, H, W], CHW bytes)."""
+    chw = np.ascontiguousarray(image.transpose(2, 0, 1))  # HWC -> CHW
+    return tf.train.Example(features=tf.train.Features(feature={
+        "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=chw.shape)),
+        "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[chw.tobytes()]))})).SerializeToString()
+
+
+@contextlib.contextmanager
+def level_writers(out_dir, name, resolutions):
+    """Yields ``write(levels)``, which appends {r: uint8 [n, r, r, C]} to ``<out_dir>/<name>-rNN.tfrecords``,
+    one file per resolution, all open at once (so a dataset can be written chunk by chunk). Each file is
+    written under a temporary name and renamed when the block ends without an error."""
+    with contextlib.ExitStack() as stack:
+        writers = {r: stack.enter_context(tf.io.TFRecordWriter(
+            stack.enter_context(atomic_file(level_path(out_dir, name, r))))) for r in resolutions}
+
+        def write(levels):
+            for r, images in levels.items():
+                for image in images:
+                    writers[r].write(_example(image))
+
+        yield write
 
 
 def write_tfrecords(dataset, out_dir, shuffle_seed=123):
     """Write ``dataset`` in the official layout: ``<out_dir>/<name>-rNN.tfrecords``, one uncompressed
     ``tf.train.Example`` per image (``shape`` int64 [C, H, W], ``data`` CHW uint8 bytes), in the order
-    ``np.random.RandomState(shuffle_seed).permutation(N)`` as dataset_tool.py (None keeps the order).
-    Each file is written under a temporary name and renamed when complete. Returns the paths, r02 first.
+    ``np.random.RandomState(shuffle_seed).permutation(N)`` as dataset_tool.py (None keeps the order),
+    and its labels, if any, in the same order to ``<name>-rxx.labels``. Returns the level paths, r02 first.
     """
-    out = pathlib.Path(out_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
     n = dataset.num_images
     order = np.arange(n) if shuffle_seed is None else np.random.RandomState(shuffle_seed).permutation(n)
-    paths = []
-    for r in sorted(dataset.levels):
-        images = dataset.level(r)
-        path = out / f"{dataset.name}-r{r.bit_length() - 1:02d}.tfrecords"
-        with atomic_file(path) as staging, tf.io.TFRecordWriter(staging) as writer:
-            for index in order:
-                chw = np.ascontiguousarray(images[index].transpose(2, 0, 1))  # HWC -> CHW
-                example = tf.train.Example(features=tf.train.Features(feature={
-                    "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=chw.shape)),
-                    "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[chw.tobytes()]))}))
-                writer.write(example.SerializeToString())
-        paths.append(str(path))
-    return paths
+    levels = {r: dataset.level(r) for r in sorted(dataset.levels)}
+    with level_writers(out_dir, dataset.name, levels) as write:
+        for start in range(0, n, 1024):
+            write({r: images[order[start:start + 1024]] for r, images in levels.items()})
+    if dataset.labels is not None:
+        write_labels(labels_path(out_dir, dataset.name), dataset.labels[order])
+    return [str(level_path(out_dir, dataset.name, r)) for r in levels]
+
+
+def write_folder_tfrecords(folder, out_dir, shuffle_seed=123, progress=None):
+    """Write an ``ImageFolder`` as :func:`write_tfrecords` would write it loaded, decoding it chunk by
+    chunk (never held in memory whole). dataset_tool.py's order: the files taken in the order
+    ``RandomState(shuffle_seed).permutation(number of files)`` (None: sorted), unusable ones left out
+    with ``skip_bad``; class folders give the labels file. Returns (level paths, number of images written)."""
+    n = len(folder.files)
+    order = np.arange(n) if shuffle_seed is None else np.random.RandomState(shuffle_seed).permutation(n)
+    resolutions = level_resolutions(folder.resolution)
+    kept = []  # file indices, in record order
+    with level_writers(out_dir, folder.name, resolutions) as write:
+        for indices, chunk in folder.chunks(order, progress):
+            write(box_levels(chunk))
+            kept.extend(indices)
+        if not kept:
+            raise DataError(f"{folder.path}: all {n} images are unusable, e.g. {folder.skipped[0][1]}")
+        if folder.class_folders:
+            write_labels(labels_path(out_dir, folder.name), folder.labels(kept))
+    return [str(level_path(out_dir, folder.name, r)) for r in resolutions], len(kept)

@@ -47,14 +47,14 @@ class EmojiFD(FeatureMetric):
         return EmojiFeatures(self.classifier)
 
     def __call__(self, generator, dataset, print_fn=None):
+        if self.reference is not None and dataset is not None:  # e.g. the whole set for a run on a subset
+            from tf_stylegan.data import load_dataset
+
+            dataset = load_dataset(self.reference, dataset.resolution)
         self._check(generator, dataset, print_fn)
         if dataset.num_channels != 3:
             raise MetricError(f"EmojiFD measures RGB images; {dataset.name} has "
                               f"{dataset.num_channels} channel(s)")
-        if self.reference is not None:  # e.g. the whole set for a run on a subset of it
-            from tf_stylegan.data import load_dataset
-
-            dataset = load_dataset(self.reference, dataset.resolution)
         real = real_statistics(dataset, self.extractor, dataset.num_images, self.batch_size, self.cache_dir,
                                print_fn)
         fake = generated_statistics(generator, self.extractor, self.num_images, self.batch_size, self.seed)

@@ -71,6 +71,7 @@ def train(
     dataset="emoji",  # 'emoji', a folder of images, or a folder of official *.tfrecords
     resolution=None,  # training resolution (image folders need it; TFRecords and emoji have one)
     skip_bad=False,  # skip unreadable or unusable images (and report how many) instead of stopping
+    class_folders=False,  # an image folder's sub-folders are classes (class-conditional training)
     max_images=None,  # train on this many of the images (a seeded choice, as StyleGAN2-ADA's --subset)
     total_kimg=25000,
     seed=0,
@@ -104,7 +105,9 @@ def train(
     if has_checkpoints and not resume:
         raise RunDirectoryError(f"{run_dir} already holds checkpoints: pass --resume to continue that run, "
                                 "or choose another --run-dir")
-    images = data.load_dataset(dataset, resolution, **({"skip_bad": True} if skip_bad else {}))
+    folder_options = {name: True for name, value in (("skip_bad", skip_bad), ("class_folders", class_folders))
+                      if value}
+    images = data.load_dataset(dataset, resolution, **folder_options)
     if max_images is not None:
         images = images.subset(max_images)
     if images.skipped:

@@ -14,6 +14,7 @@ import time
 import tensorflow as tf
 
 from tf_stylegan.images import save_image
+from tf_stylegan.progress import duration
 
 
 def _metadata(plugin_name):
@@ -37,14 +38,6 @@ def image(name, pixels):
 def text(name, markdown):
     """Markdown text (TensorBoard's Text tab)."""
     return tf.summary.write(name, tf.constant(markdown), metadata=_metadata("text"))
-
-
-def duration(seconds):
-    """``1h05m`` or ``4m09s``."""
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def progress_line(nimg, total_nimg, phase, metrics, tick, eta_seconds):

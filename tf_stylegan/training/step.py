@@ -15,6 +15,8 @@ An update whose gradients are not all finite is skipped, as the official optimiz
 does: the variables and the Adam state stay as they were, and the step reports it.
 """
 
+import functools
+
 import tensorflow as tf
 
 from tf_stylegan.training import augment
@@ -63,15 +65,16 @@ def discriminator_regularization(loss, discriminator, reals, lod, full_resolutio
 
 def generate(generator, inputs, resolution):
     """G's training call on explicit inputs: ``z``, optional ``noise`` (else the stored noise maps),
-    optional ``mixing_latents`` + ``mixing_cutoff`` (else no style mixing)."""
+    optional ``mixing_latents`` + ``mixing_cutoff`` (else no style mixing), ``labels`` (conditional G)."""
     mixing = dict(style_mixing=False)
     if "mixing_latents" in inputs:
         mixing = dict(mixing_latents=inputs["mixing_latents"], mixing_cutoff=inputs["mixing_cutoff"])
     return generator(inputs["z"], training=True, resolution=resolution, noise=inputs.get("noise"),
-                     randomize_noise="noise" in inputs, **mixing)
+                     randomize_noise="noise" in inputs, labels=inputs.get("labels"), **mixing)
 
 
-def draw_inputs(generator, seed, first, count, resolution, with_mixing_factors=True, augment_calls=None):
+def draw_inputs(generator, seed, first, count, resolution, with_mixing_factors=True, augment_calls=None,
+                label_table=None):
     """Random inputs of samples ``first .. first + count - 1`` of a step's global minibatch.
 
     ``seed`` is [run seed, step] (int64). Sample j's draws use the key (run seed, salt, step, j), so
@@ -80,6 +83,8 @@ def draw_inputs(generator, seed, first, count, resolution, with_mixing_factors=T
     one per pass and step (as official, one per minibatch), the same on every replica.
     ``augment_calls`` ({pass: number of D calls}, e.g. {"d": 2, "g": 1}) adds ``"augment"``: {pass: a list
     of (uniform, normal) draws of :class:`~tf_stylegan.training.augment.AugmentPipe`, one per D call}.
+    ``label_table`` (the dataset's labels [N, label_size]) adds the G pass's ``"labels"``: rows of it
+    drawn uniformly, as the official ``get_random_labels_tf`` (the D pass takes the reals' labels).
     """
     latent = generator.latent_size
     sizes = generator.synthesis.noise_sizes(resolution)
@@ -99,6 +104,8 @@ def draw_inputs(generator, seed, first, count, resolution, with_mixing_factors=T
             streams[f"{prefix}noise{i}"] = ([size, size, 1], salt + 10 + i, tf.random.stateless_normal)
     if with_mixing_factors:
         streams["mixing_factors"] = ([1, 1, 1], _MIXING_FACTORS_SALT, tf.random.stateless_uniform)
+    if label_table is not None:
+        streams["g_label"] = ([], _G_SALT + 5, tf.random.stateless_uniform)
     augment_streams = {}
     for number, (name, calls) in enumerate(sorted((augment_calls or {}).items())):
         augment_streams[name] = [(f"augment_{name}{call}_uniform", f"augment_{name}{call}_normal")
@@ -126,6 +133,10 @@ def draw_inputs(generator, seed, first, count, resolution, with_mixing_factors=T
                                   mixing_cutoff=generator.mixing_crossover(coin, uniform))
     if with_mixing_factors:
         inputs["mixing_factors"] = draws["mixing_factors"]
+    if label_table is not None:
+        rows = tf.shape(label_table, out_type=tf.int64)[0]
+        index = tf.minimum(tf.cast(draws["g_label"] * tf.cast(rows, tf.float32), tf.int64), rows - 1)
+        inputs["g"]["labels"] = tf.gather(label_table, index)  # [count, label_size]
     if augment_streams:
         inputs["augment"] = {name: [(draws[uniform], draws[normal]) for uniform, normal in calls]
                              for name, calls in augment_streams.items()}
@@ -237,7 +248,8 @@ class TrainStep:
     """The distributed iteration of one resolution and global minibatch:
     ``step(reals, seed, beta, regularize=False) -> metrics``, traced once per ``regularize``.
 
-    ``reals`` is this replica's uint8 batch at the level's resolution (a distributed value), ``seed``
+    ``reals`` is this replica's uint8 batch at the level's resolution (a distributed value; with a
+    labelled dataset, the pair (images, labels)), ``seed``
     [2] int64 = (run seed, step), ``beta`` Gs's moving-average coefficient; ``regularize`` adds the
     loss's lazy regularization update of D after the D step (the trainer sets it every
     ``loss.regularization_interval`` steps). Metrics are the losses (means over the global
@@ -264,18 +276,21 @@ class TrainStep:
 
     # ------------------------------------------------------------------ replica functions
 
-    def _discriminator(self, inputs, name):
-        """D, or D on augmented images with the augmentation draws of pass ``name`` ("d", "reg", "g")."""
+    def _discriminator(self, inputs, name, labels=None):
+        """D (given ``labels`` when conditional), or D on augmented images with the augmentation draws of
+        pass ``name`` ("d", "reg", "g")."""
+        discriminator = self.trainer.D if labels is None else functools.partial(self.trainer.D, labels=labels)
         draws = inputs.get("augment", {}).get(name)
-        return self.trainer.D if draws is None else AugmentedDiscriminator(
-            self.trainer.D, self.trainer.augmentation, draws)
+        return discriminator if draws is None else AugmentedDiscriminator(
+            discriminator, self.trainer.augmentation, draws)
 
     def _d_step(self, reals, inputs):
         t = self.trainer
         fakes = tf.stop_gradient(generate(t.G, inputs["d"], self.resolution))
 
         def per_sample_losses():
-            losses, metrics = discriminator_loss(t.loss, self._discriminator(inputs, "d"), reals, fakes,
+            discriminator = self._discriminator(inputs, "d", inputs["d"].get("labels"))
+            losses, metrics = discriminator_loss(t.loss, discriminator, reals, fakes,
                                                  inputs.get("mixing_factors"), t.D.lod, t.dataset.resolution)
             if "augment" in inputs:  # ADA's overfitting heuristic r_t = E[sign(D(augmented reals))]
                 metrics["D/real_sign"] = tf.sign(metrics["D/real"])
@@ -286,7 +301,8 @@ class TrainStep:
     def _d_regularization_step(self, reals, inputs):
         t = self.trainer
         return self._d_update("Loss/D_reg", lambda: discriminator_regularization(
-            t.loss, self._discriminator(inputs, "reg"), reals, t.D.lod, t.dataset.resolution))
+            t.loss, self._discriminator(inputs, "reg", inputs["d"].get("labels")), reals, t.D.lod,
+            t.dataset.resolution))
 
     def _d_update(self, name, per_sample_losses):
         """One D update on the global-batch mean of ``per_sample_losses()`` -> (losses, metrics):
@@ -304,13 +320,13 @@ class TrainStep:
         t = self.trainer
         with tf.GradientTape() as tape:
             fakes = generate(t.G, inputs["g"], self.resolution)
-            scores = self._discriminator(inputs, "g")(fakes)
+            scores = self._discriminator(inputs, "g", inputs["g"].get("labels"))(fakes)
             loss = tf.reduce_sum(t.loss.generator_loss(scores)) / self.global_batch
             objective = scaled(loss, t.loss_scales.get("G"))
         skipped = minimize(t.G_opt, tape, objective, t.G.trainable_variables, t.loss_scales.get("G"))
         return {"Loss/G": loss}, skipped
 
-    def _replica_inputs(self, seed):
+    def _replica_inputs(self, seed, real_labels=None):
         t = self.trainer
         local = self.global_batch // t.num_replicas
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
@@ -319,8 +335,12 @@ class TrainStep:
             augment_calls = {"d": 3 if t.loss.needs_mixing_factors else 2, "g": 1}
             if t.loss.regularization_interval > 1:
                 augment_calls["reg"] = 1
-        return draw_inputs(t.G, seed, replica * local, local, self.resolution,
-                           with_mixing_factors=t.loss.needs_mixing_factors, augment_calls=augment_calls)
+        inputs = draw_inputs(t.G, seed, replica * local, local, self.resolution,
+                             with_mixing_factors=t.loss.needs_mixing_factors, augment_calls=augment_calls,
+                             label_table=t.label_table)
+        if real_labels is not None:  # the D pass's fakes take the reals' labels, as official
+            inputs["d"]["labels"] = real_labels
+        return inputs
 
     # ------------------------------------------------------------------ the iteration
 
@@ -356,7 +376,8 @@ class TrainStep:
 
     def _step(self, reals, seed, beta, regularize):
         self.traces += 1
-        inputs = self.trainer.strategy.run(self._replica_inputs, args=(seed,))
+        reals, real_labels = reals if isinstance(reals, tuple) else (reals, None)  # labelled datasets
+        inputs = self.trainer.strategy.run(self._replica_inputs, args=(seed, real_labels))
         return self._iteration(reals, inputs, beta, regularize, step=seed[1])
 
     def _step_on_inputs(self, reals, d_latents, g_latents, beta, regularize):

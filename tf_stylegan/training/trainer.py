@@ -48,6 +48,17 @@ class TrainingInterrupted(Exception):
     """Ctrl-C or SIGTERM: a checkpoint was written before stopping."""
 
 
+def grid_labels(labels, grid_size):
+    """(grid size, labels of the sample grid [columns * rows, label_size]). One-hot labels: row i shows
+    class i % label_size, with at least a row per class; other labels: those of the first images."""
+    columns, rows = grid_size
+    if np.all(np.sum(labels == 1, axis=1) == 1) and np.all(np.sum(labels != 0, axis=1) == 1):
+        rows = max(rows, labels.shape[1])
+        classes = np.repeat(np.arange(rows) % labels.shape[1], columns)  # [rows * columns], row-major
+        return (columns, rows), np.eye(labels.shape[1], dtype=np.float32)[classes]
+    return (columns, rows), np.resize(labels, (columns * rows, labels.shape[1])).astype(np.float32)
+
+
 def default_strategy():
     """MultiWorkerMirroredStrategy when TF_CONFIG is set, else MirroredStrategy over the local
     GPUs (or the CPU)."""
@@ -124,16 +135,14 @@ class Trainer:
         policy = precision.policy_name(mixed_precision)
         keras.utils.set_random_seed(self.seed)  # the same initial weights on every worker and every run
         with self.strategy.scope():
-            shared = dict(resolution=dataset.resolution, num_channels=dataset.num_channels)
+            shared = dict(resolution=dataset.resolution, num_channels=dataset.num_channels,
+                          label_size=dataset.label_size)
             with precision.dtype_policy(policy):
                 self.G = generator(name="G", **shared)
                 self.D = discriminator(name="D", **shared)
             self.Gs = generator(name="Gs", dtype="float32", **shared)
             for network in (self.G, self.D, self.Gs):
                 network.build()
-            if self.G.label_size or self.D.label_size:
-                raise ValueError("class-conditional training (label_size > 0) is not available yet: train "
-                                 "unconditional networks (conditional ones import and run for inference)")
             finetune.freeze_discriminator_blocks(self.D, freeze_d_layers)
             # Lazy regularization every k minibatches adds one D update per k: D's Adam runs with the
             # learning rate times k / (k + 1) and the betas to that power (StyleGAN2's mb_ratio).
@@ -177,8 +186,13 @@ class Trainer:
             from tf_stylegan.metrics import prepare
 
             prepare(self.metrics)  # a missing weights file stops the run before it starts
+        # Conditional runs: the dataset's labels (G's labels are drawn from them) and the grid's labels.
+        self.label_table = None if dataset.labels is None else tf.constant(dataset.labels)
+        self._grid_labels = None
+        if dataset.labels is not None:
+            self.grid_size, self._grid_labels = grid_labels(dataset.labels, grid_size)
         self._grid_latents = np.random.RandomState(self.seed).randn(
-            grid_size[0] * grid_size[1], self.G.latent_size).astype(np.float32)
+            self.grid_size[0] * self.grid_size[1], self.G.latent_size).astype(np.float32)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -231,7 +245,8 @@ class Trainer:
     # ------------------------------------------------------------------ data
 
     def real_batches(self, resolution, global_batch, start_index):
-        """Iterator over distributed uint8 batches of the stream from ``start_index``."""
+        """Iterator over distributed uint8 batches (with their labels, for a labelled dataset) of the stream
+        from ``start_index``."""
         if global_batch % self.num_replicas:
             raise ValueError(f"minibatch {global_batch} is not divisible by {self.num_replicas} replicas")
         images = self.dataset.source(resolution)
@@ -240,7 +255,8 @@ class Trainer:
         def dataset_fn(context):
             return real_images_pipeline(
                 images, local, seed=self.seed, start_index=start_index, mirror_augment=self.mirror_augment,
-                num_shards=context.num_input_pipelines, shard_index=context.input_pipeline_id)
+                num_shards=context.num_input_pipelines, shard_index=context.input_pipeline_id,
+                labels=self.dataset.labels)
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
@@ -395,7 +411,8 @@ class Trainer:
 
     def sample_grid(self):
         """uint8 grid of Gs samples from the run's fixed latents (no truncation, stored noise)."""
-        images = self.Gs(self._grid_latents, truncation_psi=1.0, randomize_noise=False)
+        images = self.Gs(self._grid_latents, truncation_psi=1.0, randomize_noise=False,
+                         labels=self._grid_labels)
         return image_grid(to_uint8(images), self.grid_size[0])
 
     def _write_samples(self, writer):

@@ -1,0 +1,105 @@
+"""Where training images come from: 'emoji', official TFRecords, or an image folder (held in memory when
+it fits, else converted once to TFRecords in the cache and streamed from there)."""
+
+import json
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+
+from tf_stylegan.data import dataset
+from tf_stylegan.data.dataset import byte_size, level_resolutions
+from tf_stylegan.data.emoji import emoji_dataset
+from tf_stylegan.data.errors import DataError
+from tf_stylegan.data.folders import ImageFolder
+from tf_stylegan.data.records import LEVEL_FILE
+from tf_stylegan.data.tfrecords import read_tfrecords, write_folder_tfrecords
+from tf_stylegan.files import cache_dir, write_atomically
+from tf_stylegan.progress import Progress
+
+SKIPPED_FILE = "skipped.json"  # in a cached conversion: the files it left out, (path, reason)
+RECORD_OVERHEAD = 64  # bytes per record beside the pixels: framing, shape and Example encoding (at most)
+
+
+def load_dataset(spec, resolution=None, **folder_kwargs):
+    """``"emoji"`` (``resolution`` defaults to 64), a folder of ``<name>-rNN.tfrecords`` (``resolution``,
+    if given, must match), or an image folder (``resolution`` required). ``folder_kwargs`` go to
+    ``load_image_folder`` and are refused for the other two."""
+    if spec == "emoji" or (isinstance(spec, (str, os.PathLike)) and _has_tfrecords(spec)):
+        if folder_kwargs:
+            raise DataError(f"{spec}: options {sorted(folder_kwargs)} apply to image folders only")
+        if spec == "emoji":
+            return emoji_dataset(64 if resolution is None else resolution)
+        images = read_tfrecords(spec)
+        if resolution is not None and resolution != images.resolution:
+            raise DataError(f"{spec}: the TFRecords are {images.resolution}x{images.resolution}, "
+                            f"not the requested {resolution}x{resolution}")
+        return images
+    folder = pathlib.Path(spec).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{spec}: no such dataset (give 'emoji', a folder of <name>-rNN.tfrecords, "
+                        "or a folder of images)")
+    if resolution is None:
+        raise DataError(f"{spec}: an image folder needs a resolution (a power of two >= 4)")
+    return load_image_folder(folder, resolution, **folder_kwargs)
+
+
+def _has_tfrecords(spec):
+    folder = pathlib.Path(spec).expanduser()
+    return folder.is_dir() and any(LEVEL_FILE.match(file.name) for file in folder.iterdir())
+
+
+def load_image_folder(path, resolution, num_channels=3, background=(255, 255, 255), crop=True,
+                      skip_bad=False, class_folders=False, stream=None):
+    """The images under ``path`` (see ``ImageFolder``) as an ``ImageDataset`` in sorted path order.
+
+    A folder whose levels fit in ``dataset.MAX_IN_MEMORY_BYTES`` is held in memory. A larger one is
+    converted once, chunk by chunk with a progress line on ``stream`` (default stderr), to TFRecords in
+    the cache (``$XDG_CACHE_HOME/tf_stylegan/folders``, keyed by the settings and every file's path,
+    size and time: a changed folder is converted again) and trained from there without being held in
+    memory; the records keep the path order, so both give the same training stream.
+    """
+    folder = ImageFolder(path, resolution, num_channels, background, crop, skip_bad, class_folders)
+    if folder.num_bytes <= dataset.MAX_IN_MEMORY_BYTES:
+        return folder.dataset()
+    return cached_records(folder, stream or sys.stderr)
+
+
+def cached_records(folder, stream):
+    """The ``ImageDataset`` of ``folder`` read from its TFRecords in the cache, written first if absent."""
+    target = pathlib.Path(cache_dir("folders", f"{folder.name}-{folder.resolution}px-"
+                                               f"{folder.fingerprint()[:16]}"))
+    if not target.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        needed = len(folder.files) * sum(r * r * folder.num_channels + RECORD_OVERHEAD
+                                         for r in level_resolutions(folder.resolution))
+        free = shutil.disk_usage(target.parent).free
+        if needed > free:
+            raise DataError(f"{folder.path}: {len(folder.files)} images at {folder.resolution}px need "
+                            f"{byte_size(needed)} of TFRecords, but {target.parent} has {byte_size(free)} "
+                            "free; set "
+                            "XDG_CACHE_HOME to a disk with room, or write them there with `tf-stylegan "
+                            "dataset create` and train from that folder")
+        print(f"{folder.path}: {len(folder.files)} images at {folder.resolution}px take "
+              f"{byte_size(folder.num_bytes)}, more than the {byte_size(dataset.MAX_IN_MEMORY_BYTES)} held "
+              f"in memory: converting them once to TFRecords ({byte_size(needed)} at most) in {target} to "
+              "stream from (delete it to free the disk)",
+              file=stream, flush=True)
+        staging = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            progress = Progress(len(folder.files), "images", stream)
+            write_folder_tfrecords(folder, staging, shuffle_seed=None, progress=progress)
+            progress.close()
+            write_atomically(os.path.join(staging, SKIPPED_FILE), json.dumps(folder.skipped))
+            try:
+                os.rename(staging, target)
+            except OSError:  # another process converted the same folder meanwhile: use its records
+                if not target.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    images = read_tfrecords(target)
+    skipped_file = target / SKIPPED_FILE
+    images.skipped = [tuple(entry) for entry in json.loads(skipped_file.read_text())]
+    return images
