@@ -311,3 +311,42 @@ def test_cli_export_computing_in_a_narrow_type(generator, tmp_path, capsys, dtyp
     capsys.readouterr()
     assert main(["export", str(tmp_path / "snapshot"), "--out", str(out), "--dtype", dtype, "--tflite"]) == 1
     assert "--quantize float16" in capsys.readouterr().err
+
+
+def test_a_conditional_generator_takes_a_class_everywhere(tmp_path):
+    G = perturb(small_generator(8, latent=16, label_size=3, seed=4), scale=0.1, const_scale=0.5)
+    path = export.export_saved_model(G, tmp_path, print_fn=None)  # its self-check runs classes 0, 1
+    summary = export.signature_summary(path)
+    for name in ("serving_default", "generate_from_seeds", "generate_png", "mapping", "style_mix"):
+        inputs = summary.split(f"signature_def['{name}']")[1].split("outputs")[0]
+        assert "class_index: int64 (-1)" in inputs, name
+    assert "class_index" not in summary.split("signature_def['synthesis']")[1].split("outputs")[0]
+    model = tf_stylegan.load(path)
+    assert model.label_size == 3
+    z = model.latents([5, 6])
+    for index in range(3):
+        labels = np.eye(3, dtype=np.float32)[[index] * 2]
+        expected = signatures.to_uint8(G(z, truncation_psi=0.7, labels=labels, randomize_noise=False)).numpy()
+        np.testing.assert_allclose(model.generate(z=z, truncation_psi=0.7, class_index=index), expected,
+                                   atol=1)
+    per_sample = model.generate(seeds=[5, 6], class_index=[2, 0])
+    np.testing.assert_array_equal(per_sample[0], model.generate(seeds=[5], class_index=2)[0])
+    np.testing.assert_array_equal(per_sample[1], model.generate(seeds=[6], class_index=0)[0])
+    assert not np.array_equal(model.generate(seeds=[5], class_index=0),
+                              model.generate(seeds=[5], class_index=1))
+    with pytest.raises(ValueError, match=r"class-conditional \(3 classes\): give class_index"):
+        model.generate(seeds=[1])
+    with pytest.raises(ValueError, match=r"class_index 3 is out of range: this generator has 3 classes, "
+                                         r"0 .. 2"):
+        model.generate(seeds=[1], class_index=3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"class_index must be in \[0, 3\)"):
+        tf.saved_model.load(path).signatures["generate_from_seeds"](
+            seeds=tf.constant([1], tf.int64), truncation_psi=tf.constant([1.0]),
+            class_index=tf.constant([-1], tf.int64))
+    plain = export.export_saved_model(small_generator(8, latent=16), tmp_path / "plain", print_fn=None)
+    with pytest.raises(ValueError, match="class_index given, but this generator is unconditional"):
+        tf_stylegan.load(plain).generate(seeds=[1], class_index=0)
+    tflite = str(tmp_path / "model.tflite")
+    export.export_tflite(path, tflite)
+    differences = export.verify_tflite(signatures.GeneratorModule(G), tflite)
+    assert max(differences["serving_default"].values()) <= 1

@@ -665,6 +665,13 @@ def test_class_folders_train_a_conditional_run_that_resumes_exactly(tmp_path):
     assert grid.shape == (4 * 8, 8 * 8, 3)
     np.testing.assert_array_equal(whole._grid_labels.reshape(4, 8, 3).argmax(-1),
                                   [[0] * 8, [1] * 8, [2] * 8, [0] * 8])
+    from tf_stylegan import data as data_lib
+    from tf_stylegan import metrics
+
+    whole.metrics = [metrics.EmojiFD(32, cache_dir=str(tmp_path / "cache"))]  # classes as the data's
+    assert np.isfinite(whole.evaluate_metrics()["efd32"])
+    with pytest.raises(metrics.MetricError, match="class-conditional .* labelled dataset"):
+        metrics.FID(8, inception_weights=None)(whole._Gs_inference, data_lib.emoji_dataset(8))
     train_in_process(tmp_path / "split", bindings[:2] + ["train.total_kimg = 0.064"])
     resumed, _ = train_in_process(tmp_path / "split", ["train.total_kimg = 0.096"], resume=True)
     assert variables_digest(resumed.G, resumed.D, resumed.Gs) == variables_digest(whole.G, whole.D, whole.Gs)

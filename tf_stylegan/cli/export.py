@@ -41,7 +41,8 @@ def export(args):
             if os.path.exists(tflite_path):
                 os.remove(tflite_path)
             return fail(f"TFLite export failed (the SavedModel {path} is fine): {error}")
-        latency = export_lib.tflite_latency(tflite_path, generator.latent_size)
+        latency = export_lib.tflite_latency(tflite_path, generator.latent_size,
+                                            label_size=generator.label_size)
         print(f"exported {tflite_path}: {os.path.getsize(tflite_path) / 1e6:.1f} MB, "
               f"{latency * 1000:.1f} ms per image (batch 1), "
               f"signatures {', '.join(export_lib.TFLITE_SIGNATURES)}")

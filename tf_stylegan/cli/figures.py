@@ -14,9 +14,15 @@ def _figure_model(figures, args):
     if int(args.batch_size) < 1:
         raise figures.FigureError(f"batch size must be at least 1, got {args.batch_size}")
     try:
-        return load(args.model, batch_size=int(args.batch_size))
+        model = load(args.model, batch_size=int(args.batch_size))
     except (ValueError, OSError) as error:  # LoadError, OfficialPickleError, unreadable files
         raise figures.FigureError(str(error) or f"{args.model}: cannot load a generator") from None
+    if args.class_index is None and not model.label_size:
+        return model
+    try:
+        return model.for_class(args.class_index)
+    except ValueError as error:  # no --class for a conditional model, or a wrong one
+        raise figures.FigureError(f"{args.model}: {str(error).replace('class_index', '--class')}") from None
 
 
 def figure_generate(args):
@@ -141,6 +147,8 @@ def _figure_parser(commands, name, summary, examples, run, psi=True):
         add_option(parser, "truncation-psi", type=float,
                    help="truncation psi (default: the model's; 1 disables)")
     add_option(parser, "batch-size", type=int, default=8, help="images per generator call")
+    parser.add_argument("--class", dest="class_index", type=int, metavar="INDEX",
+                        help="class of a class-conditional model (0 .. classes - 1)")
     parser.set_defaults(run=run)
     return parser
 

@@ -70,24 +70,29 @@ def export_saved_model(generator, out_dir, name="stylegan", version=None, verify
 
 
 def example_inputs(module, batch=2, seed=0):
-    """Deterministic inputs for every signature of ``module`` ({name: {input: array}})."""
+    """Deterministic inputs for every signature of ``module`` ({name: {input: array}}); a conditional
+    module's take classes 0, 1, ... in turn."""
     rng = np.random.RandomState(seed)
     z = rng.randn(batch, module.latent_size).astype(np.float32)
     z_b = rng.randn(batch, module.latent_size).astype(np.float32)
     psi = np.linspace(1.0, 0.5, batch).astype(np.float32)
-    dlatents = module.mapping(z, np.ones(batch, np.float32))["dlatents"].numpy()
+    classes = {}
+    if module.label_size:
+        classes = {"class_index": np.arange(batch, dtype=np.int64) % module.label_size}
+    dlatents = module.mapping(z, np.ones(batch, np.float32), **classes)["dlatents"].numpy()
     noise_seeds = np.array([-1] + list(range(7, 6 + batch)), np.int64)[:batch]
     return {
-        "serving_default": dict(z=z, truncation_psi=psi),
-        "generate_from_seeds": dict(seeds=np.arange(batch, dtype=np.int64) + seed, truncation_psi=psi),
-        "generate_png": dict(seeds=np.arange(batch, dtype=np.int64) + seed, truncation_psi=psi),
-        "mapping": dict(z=z, truncation_psi=psi),
+        "serving_default": dict(z=z, truncation_psi=psi, **classes),
+        "generate_from_seeds": dict(seeds=np.arange(batch, dtype=np.int64) + seed, truncation_psi=psi,
+                                    **classes),
+        "generate_png": dict(seeds=np.arange(batch, dtype=np.int64) + seed, truncation_psi=psi, **classes),
+        "mapping": dict(z=z, truncation_psi=psi, **classes),
         "truncate": dict(dlatents=dlatents, truncation_psi=psi),
         "synthesis": dict(dlatents=dlatents, noise_seeds=noise_seeds,
                           noise_scale=np.ones((batch, module.num_layers), np.float32)),
         "synthesis_stored_noise": dict(dlatents=dlatents),
         "style_mix": dict(z_a=z, z_b=z_b, crossover=np.arange(batch, dtype=np.int32) % module.num_layers + 1,
-                          truncation_psi=psi),
+                          truncation_psi=psi, **classes),
     }
 
 
@@ -228,16 +233,19 @@ def folder_bytes(path):
                for root, _, names in os.walk(path) for name in names)
 
 
-def tflite_latency(tflite_path, latent_size, repeats=3):
-    """Median seconds per image of the TFLite ``serving_default`` signature (batch 1)."""
+def tflite_latency(tflite_path, latent_size, repeats=3, label_size=0):
+    """Median seconds per image of the TFLite ``serving_default`` signature (batch 1; class 0 of a
+    conditional model)."""
     runner = tflite_runner(tflite_path)
-    z = np.random.RandomState(0).randn(1, latent_size).astype(np.float32)
-    psi = np.ones(1, np.float32)
-    runner(z=z, truncation_psi=psi)
+    inputs = dict(z=np.random.RandomState(0).randn(1, latent_size).astype(np.float32),
+                  truncation_psi=np.ones(1, np.float32))
+    if label_size:
+        inputs["class_index"] = np.zeros(1, np.int64)
+    runner(**inputs)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        runner(z=z, truncation_psi=psi)
+        runner(**inputs)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 

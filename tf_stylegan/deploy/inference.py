@@ -5,6 +5,7 @@ an exported SavedModel through its signatures, a snapshot / run directory / offi
 through the module built in-process. So a seed gives the same picture everywhere.
 """
 
+import copy
 import json
 import os
 
@@ -27,7 +28,9 @@ class StyleGAN:
 
     Images are uint8 [N, H, W, 3] NumPy arrays (``raw=True`` on :meth:`synthesis`: float,
     nominal [-1, 1]). ``truncation_psi=None`` means the model's default; 1 disables truncation.
-    Calls are split into batches of ``batch_size`` samples.
+    A class-conditional generator (``label_size`` classes) needs ``class_index`` (an int, or one per
+    sample) wherever it takes seeds or z, or a default class (:meth:`for_class`). Calls are split into
+    batches of ``batch_size`` samples.
     """
 
     def __init__(self, functions, metadata, source, batch_size=8):
@@ -40,37 +43,50 @@ class StyleGAN:
         self.resolution = int(metadata["resolution"])
         self.truncation_psi = float(metadata["truncation_psi"])
         self.truncation_cutoff = int(metadata["truncation_cutoff"])
+        self.label_size = int(metadata.get("label_size", 0))  # exports before conditional ones: 0
+        self.class_index = None  # the default class of a conditional generator (for_class)
 
     def __repr__(self):
         return (f"StyleGAN({self.source!r}: {self.resolution}px, z {self.latent_size}, "
                 f"{self.num_layers} x w {self.dlatent_size}, psi {self.truncation_psi} below layer "
                 f"{self.truncation_cutoff})")
 
+    def for_class(self, class_index):
+        """This generator with ``class_index`` as the default class of every call (conditional only)."""
+        self._classes(class_index, 1)  # checked now
+        model = copy.copy(self)
+        model.class_index = class_index
+        return model
+
     def latents(self, seeds):
         """z [N, latent_size] of integer seeds (the draw every signature uses)."""
         return latents_from_seeds(np.asarray(seeds, np.int64), self.latent_size).numpy()
 
-    def generate(self, seeds=None, z=None, truncation_psi=None):
+    def generate(self, seeds=None, z=None, truncation_psi=None, class_index=None):
         """Images of ``seeds`` or of latents ``z`` (exactly one), with the stored noise."""
         if (seeds is None) == (z is None):
             raise ValueError("give exactly one of seeds and z")
         if seeds is not None:
             seeds = np.asarray(seeds, np.int64).reshape(-1)
             return self._run("generate_from_seeds", seeds=seeds,
-                             truncation_psi=self._psi(truncation_psi, len(seeds)))
+                             truncation_psi=self._psi(truncation_psi, len(seeds)),
+                             **self._classes(class_index, len(seeds)))
         z = self._z(z)
-        return self._run("serving_default", z=z, truncation_psi=self._psi(truncation_psi, len(z)))
+        return self._run("serving_default", z=z, truncation_psi=self._psi(truncation_psi, len(z)),
+                         **self._classes(class_index, len(z)))
 
-    def generate_png(self, seeds, truncation_psi=None):
+    def generate_png(self, seeds, truncation_psi=None, class_index=None):
         """PNG files (bytes, an object array [N]) of the images of ``seeds``."""
         seeds = np.asarray(seeds, np.int64).reshape(-1)
         return self._run("generate_png", "png_bytes", seeds=seeds,
-                         truncation_psi=self._psi(truncation_psi, len(seeds)))
+                         truncation_psi=self._psi(truncation_psi, len(seeds)),
+                         **self._classes(class_index, len(seeds)))
 
-    def mapping(self, z, truncation_psi=1.0):
+    def mapping(self, z, truncation_psi=1.0, class_index=None):
         """dlatents [N, num_layers, dlatent_size] of ``z`` (untruncated unless ``truncation_psi`` says)."""
         z = self._z(z)
-        return self._run("mapping", "dlatents", z=z, truncation_psi=self._psi(truncation_psi, len(z)))
+        return self._run("mapping", "dlatents", z=z, truncation_psi=self._psi(truncation_psi, len(z)),
+                         **self._classes(class_index, len(z)))
 
     def truncate(self, dlatents, truncation_psi=None):
         """``w_avg + psi * (w - w_avg)`` on the layers below the model's cutoff."""
@@ -90,17 +106,38 @@ class StyleGAN:
         return self._run("synthesis", "raw_images" if raw else "images", dlatents=dlatents,
                          noise_seeds=np.broadcast_to(seeds, (count,)), noise_scale=scale)
 
-    def mix(self, z_a, z_b, crossover, truncation_psi=None):
+    def mix(self, z_a, z_b, crossover, truncation_psi=None, class_index=None):
         """Style mixing: dlatent layers ``i < crossover`` from ``z_a``, the rest from ``z_b``
-        (``crossover`` an int or one per sample)."""
+        (``crossover`` an int or one per sample; ``class_index``: of both)."""
         z_a, z_b = self._z(z_a), self._z(z_b)
         if z_a.shape != z_b.shape:
             raise ValueError(f"z_a and z_b must have the same shape, got {z_a.shape} and {z_b.shape}")
         crossover = np.broadcast_to(np.asarray(crossover, np.int32), (len(z_a),))
         return self._run("style_mix", z_a=z_a, z_b=z_b, crossover=crossover,
-                         truncation_psi=self._psi(truncation_psi, len(z_a)))
+                         truncation_psi=self._psi(truncation_psi, len(z_a)),
+                         **self._classes(class_index, len(z_a)))
 
     # --- helpers ---------------------------------------------------------------------------------
+
+    def _classes(self, class_index, count):
+        """{"class_index": int64 [count]} for a conditional generator, {} otherwise; ValueError if the
+        index is missing, given to an unconditional generator, or out of range."""
+        if not self.label_size:
+            if class_index is not None:
+                raise ValueError("class_index given, but this generator is unconditional")
+            return {}
+        class_index = self.class_index if class_index is None else class_index
+        if class_index is None:
+            raise ValueError(f"this generator is class-conditional ({self.label_size} classes): give "
+                             "class_index (an int, or one per sample)")
+        classes = np.asarray(class_index)
+        if not np.issubdtype(classes.dtype, np.integer) or classes.ndim > 1:
+            raise ValueError(f"class_index must be an int or a 1-D array of ints, got {class_index!r}")
+        bad = classes[(classes < 0) | (classes >= self.label_size)]
+        if bad.size:
+            raise ValueError(f"class_index {int(bad.flat[0])} is out of range: this generator has "
+                             f"{self.label_size} classes, 0 .. {self.label_size - 1}")
+        return {"class_index": np.broadcast_to(classes.astype(np.int64), (count,))}
 
     def _psi(self, truncation_psi, count):
         psi = self.truncation_psi if truncation_psi is None else truncation_psi

@@ -27,6 +27,11 @@ gives ``generate_from_seeds``'s images as PNG files: TF Serving's REST API sends
 name ends in ``_bytes`` as base64: 4x (pure noise) to 30x (Twemoji images) smaller, measured, than a
 uint8 image as JSON numbers.
 
+A class-conditional generator's signatures that take ``z`` (all but ``truncate`` and the two
+``synthesis`` ones) take ``class_index`` [N] i64 as well: the class of each sample (one-hot label);
+an index outside [0, classes) fails the call with an error naming the range (TFLite drops that check:
+check indices before calling a TFLite model).
+
 TFLite has no stateless random ops, so the TFLite model holds the signatures without them
 (:data:`TFLITE_SIGNATURES`).
 """
@@ -80,18 +85,22 @@ class GeneratorModule(tf.Module):
         self.num_channels = generator.synthesis.num_channels
         self.truncation_cutoff = generator.truncation_cutoff
         self.default_truncation_psi = generator.truncation_psi
+        self.label_size = generator.label_size
         self._noise_layers = [epilogue.noise for block in generator.synthesis.blocks
                               for epilogue in (block.epilogue0, block.epilogue1)]
         self._use_noise = all(layer is not None for layer in self._noise_layers)
 
         z = tf.TensorSpec([None, self.latent_size], tf.float32, name="z")
         psi = tf.TensorSpec([None], tf.float32, name="truncation_psi")
+        # Conditional: the class of each sample, after the other inputs of a signature that takes z.
+        classes = [tf.TensorSpec([None], tf.int64, name="class_index")] if self.label_size else []
         dlatents = tf.TensorSpec([None, self.num_layers, self.dlatent_size], tf.float32, name="dlatents")
-        self.serving_default = tf.function(self._serving_default, input_signature=[z, psi])
+        self.serving_default = tf.function(self._serving_default, input_signature=[z, psi, *classes])
         seeds = tf.TensorSpec([None], tf.int64, name="seeds")
-        self.generate_from_seeds = tf.function(self._generate_from_seeds, input_signature=[seeds, psi])
-        self.generate_png = tf.function(self._generate_png, input_signature=[seeds, psi])
-        self.mapping = tf.function(self._mapping, input_signature=[z, psi])
+        self.generate_from_seeds = tf.function(self._generate_from_seeds,
+                                               input_signature=[seeds, psi, *classes])
+        self.generate_png = tf.function(self._generate_png, input_signature=[seeds, psi, *classes])
+        self.mapping = tf.function(self._mapping, input_signature=[z, psi, *classes])
         self.truncate = tf.function(self._truncate, input_signature=[dlatents, psi])
         self.synthesis = tf.function(self._synthesis, input_signature=[
             dlatents, tf.TensorSpec([None], tf.int64, name="noise_seeds"),
@@ -100,7 +109,7 @@ class GeneratorModule(tf.Module):
         self.style_mix = tf.function(self._style_mix, input_signature=[
             tf.TensorSpec([None, self.latent_size], tf.float32, name="z_a"),
             tf.TensorSpec([None, self.latent_size], tf.float32, name="z_b"),
-            tf.TensorSpec([None], tf.int32, name="crossover"), psi])
+            tf.TensorSpec([None], tf.int32, name="crossover"), psi, *classes])
 
     @property
     def generator(self):
@@ -116,26 +125,37 @@ class GeneratorModule(tf.Module):
                 "dlatent_size": self.dlatent_size, "num_layers": self.num_layers,
                 "resolution": self.resolution, "num_channels": self.num_channels,
                 "truncation_psi": self.default_truncation_psi, "truncation_cutoff": self.truncation_cutoff,
+                "label_size": self.label_size,
                 "compute_dtype": self.generator.synthesis.compute_dtype, "signatures": list(SIGNATURES)}
 
     # --- signature bodies --------------------------------------------------------------------
 
-    def _truncated_dlatents(self, z, truncation_psi):
-        dlatents = self.generator.mapping(z)  # [N, num_layers, dlatent_size]
+    def _labels(self, class_index):
+        """One-hot labels [N, label_size] of class indices [N] (None for an unconditional generator)."""
+        if not self.label_size:
+            return None
+        in_range = tf.reduce_all((class_index >= 0) & (class_index < self.label_size))
+        check = tf.debugging.Assert(in_range, [f"class_index must be in [0, {self.label_size}), got",
+                                               class_index], summarize=16)
+        with tf.control_dependencies([check]):
+            return tf.one_hot(class_index, self.label_size)
+
+    def _truncated_dlatents(self, z, truncation_psi, class_index=None):
+        dlatents = self.generator.mapping(z, self._labels(class_index))  # [N, num_layers, dlatent_size]
         return self._truncate(dlatents, truncation_psi)["dlatents"]
 
-    def _serving_default(self, z, truncation_psi):
-        return self._images(self._truncated_dlatents(z, truncation_psi))
+    def _serving_default(self, z, truncation_psi, class_index=None):
+        return self._images(self._truncated_dlatents(z, truncation_psi, class_index))
 
-    def _generate_from_seeds(self, seeds, truncation_psi):
-        return self._serving_default(latents_from_seeds(seeds, self.latent_size), truncation_psi)
+    def _generate_from_seeds(self, seeds, truncation_psi, class_index=None):
+        return self._serving_default(latents_from_seeds(seeds, self.latent_size), truncation_psi, class_index)
 
-    def _generate_png(self, seeds, truncation_psi):
-        images = self._generate_from_seeds(seeds, truncation_psi)["images"]
+    def _generate_png(self, seeds, truncation_psi, class_index=None):
+        images = self._generate_from_seeds(seeds, truncation_psi, class_index)["images"]
         return {"png_bytes": tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)}
 
-    def _mapping(self, z, truncation_psi):
-        return {"dlatents": self._truncated_dlatents(z, truncation_psi)}
+    def _mapping(self, z, truncation_psi, class_index=None):
+        return {"dlatents": self._truncated_dlatents(z, truncation_psi, class_index)}
 
     def _truncate(self, dlatents, truncation_psi):
         psi = tf.reshape(truncation_psi, [-1, 1, 1])  # [N, 1, 1]: one psi per sample
@@ -149,9 +169,9 @@ class GeneratorModule(tf.Module):
         raw = self._raw_images(dlatents)
         return {"images": to_uint8(raw), "raw_images": raw}
 
-    def _style_mix(self, z_a, z_b, crossover, truncation_psi):
-        dlatents_a = self._truncated_dlatents(z_a, truncation_psi)
-        dlatents_b = self._truncated_dlatents(z_b, truncation_psi)
+    def _style_mix(self, z_a, z_b, crossover, truncation_psi, class_index=None):
+        dlatents_a = self._truncated_dlatents(z_a, truncation_psi, class_index)
+        dlatents_b = self._truncated_dlatents(z_b, truncation_psi, class_index)
         crossover = tf.reshape(crossover, [-1, 1, 1])  # [N, 1, 1]: one crossover per sample
         return self._images(self.generator.mix(dlatents_a, dlatents_b, crossover))
 

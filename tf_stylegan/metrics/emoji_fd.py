@@ -20,6 +20,7 @@ from tf_stylegan.metrics.inception import (
     FeatureMetric,
     StreamingMoments,
     frechet_distance,
+    generated_classes,
     generated_statistics,
     real_statistics,
 )
@@ -47,6 +48,7 @@ class EmojiFD(FeatureMetric):
         return EmojiFeatures(self.classifier)
 
     def __call__(self, generator, dataset, print_fn=None):
+        classes = generated_classes(generator, dataset, self.num_images, self.seed)
         if self.reference is not None and dataset is not None:  # e.g. the whole set for a run on a subset
             from tf_stylegan.data import load_dataset
 
@@ -57,7 +59,8 @@ class EmojiFD(FeatureMetric):
                               f"{dataset.num_channels} channel(s)")
         real = real_statistics(dataset, self.extractor, dataset.num_images, self.batch_size, self.cache_dir,
                                print_fn)
-        fake = generated_statistics(generator, self.extractor, self.num_images, self.batch_size, self.seed)
+        fake = generated_statistics(generator, self.extractor, self.num_images, self.batch_size, self.seed,
+                                    classes)
         return {self.name: frechet_distance(fake.mean, fake.covariance, real.mean, real.covariance)}
 
 

@@ -210,13 +210,27 @@ def real_feature_batches(dataset, extractor, count, batch_size=32):
         yield extractor(batch)
 
 
-def generated_feature_batches(generator, extractor, count, batch_size=32, seed=0):
+def generated_classes(generator, dataset, count, seed=0):
+    """Classes [count] of a conditional generator's images, drawn from the dataset's labels as the
+    official metrics draw labels (a seeded uniform choice of rows); None for an unconditional one."""
+    if not generator.label_size:
+        return None
+    if dataset is None or dataset.label_size != generator.label_size:
+        raise MetricError(f"the generator is class-conditional ({generator.label_size} classes): measure it "
+                          "with its labelled dataset (--data)")
+    rows = np.random.RandomState(seed).randint(0, dataset.num_images, count)
+    return dataset.labels[rows].argmax(axis=1)
+
+
+def generated_feature_batches(generator, extractor, count, batch_size=32, seed=0, classes=None):
     """Inception features of ``count`` generated images, batch by batch: z from seeds
     ``seed * 10**9 + i``, no truncation, fresh noise from the same seeds (as official: random
-    latents, ``randomize_noise=True``, no truncation at validation)."""
+    latents, ``randomize_noise=True``, no truncation at validation); ``classes`` [count] of a
+    conditional generator (:func:`generated_classes`)."""
     for start in range(0, count, batch_size):
         seeds = np.arange(start, min(start + batch_size, count), dtype=np.int64) + seed * 10 ** 9
-        dlatents = generator.mapping(generator.latents(seeds), truncation_psi=1.0)
+        batch_classes = {} if classes is None else {"class_index": classes[start:start + len(seeds)]}
+        dlatents = generator.mapping(generator.latents(seeds), truncation_psi=1.0, **batch_classes)
         yield extractor(generator.synthesis(dlatents, noise_seeds=seeds))
 
 
@@ -237,11 +251,11 @@ def real_statistics(dataset, extractor, num_images, batch_size=32, cache_dir=Non
     return moments
 
 
-def generated_statistics(generator, extractor, num_images, batch_size=32, seed=0):
+def generated_statistics(generator, extractor, num_images, batch_size=32, seed=0, classes=None):
     """:class:`StreamingMoments` of the features of ``num_images`` generated images
     (:func:`generated_feature_batches`)."""
     moments = StreamingMoments(extractor.model.output_shape[-1])
-    for features in generated_feature_batches(generator, extractor, num_images, batch_size, seed):
+    for features in generated_feature_batches(generator, extractor, num_images, batch_size, seed, classes):
         moments.update(features)
     return moments
 
@@ -345,9 +359,11 @@ class FID(_InceptionMetric):
 
     def __call__(self, generator, dataset, print_fn=None):
         self._check(generator, dataset, print_fn)
+        classes = generated_classes(generator, dataset, self.num_images, self.seed)
         real = real_statistics(dataset, self.extractor, self.num_images, self.batch_size, self.cache_dir,
                                print_fn)
-        fake = generated_statistics(generator, self.extractor, self.num_images, self.batch_size, self.seed)
+        fake = generated_statistics(generator, self.extractor, self.num_images, self.batch_size, self.seed,
+                                    classes)
         return {self.name: frechet_distance(fake.mean, fake.covariance, real.mean, real.covariance)}
 
 
@@ -360,8 +376,9 @@ class KID(_InceptionMetric):
 
     def __call__(self, generator, dataset, print_fn=None):
         self._check(generator, dataset, print_fn)
+        classes = generated_classes(generator, dataset, self.num_images, self.seed)
         real = real_features(dataset, self.extractor, self.num_images, self.batch_size, self.cache_dir,
                              print_fn)
         fake = np.concatenate(list(generated_feature_batches(generator, self.extractor, self.num_images,
-                                                             self.batch_size, self.seed)))
+                                                             self.batch_size, self.seed, classes)))
         return {self.name: kernel_inception_distance(real, fake, seed=self.seed)}
