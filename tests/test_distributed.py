@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 from helpers import REPO, TINY, read_events, subprocess_env, variables_digest
+from PIL import Image
 
 from tf_stylegan.formats.snapshot import load_networks
 
@@ -177,9 +178,17 @@ def test_two_mirrored_replicas_train_like_one(tmp_path):
     assert lod[8] == 1.0 and lod[8 * steps] == 0.0 and any(0 < value < 1 for value in lod.values())
 
     # With adaptive augmentation on from the first step (p 0.5, adjusted every step from both replicas'
-    # real scores): each replica augments its own samples as the one replica does.
+    # real scores), on a class-conditional dataset: each replica augments its own samples, with its
+    # reals' labels and its own draws of G's labels, as the one replica does.
+    rng = np.random.RandomState(0)
+    for name in ("a", "b"):
+        (tmp_path / "classes" / name).mkdir(parents=True)
+        for i in range(16):
+            pixels = rng.randint(0, 256, (8, 8, 3), np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "classes" / name / f"{i}.png")
     summary, _, scalars = run_mirrored(tmp_path, "default", SAME_GROUPS + PER_STEP + [
-        "train.total_kimg=0.032", "train.augment='ada'", "Augmentation.p=0.5", "Augmentation.interval=1"])
+        "train.total_kimg=0.032", "train.augment='ada'", "Augmentation.p=0.5", "Augmentation.interval=1",
+        f"train.dataset='{tmp_path / 'classes'}'", "train.class_folders=True"])
     check_replicas(summary, 4)
     check_losses(scalars, 4)
     p = [[run["Augment/p"][step] for step in sorted(run["Augment/p"])] for run in scalars]
