@@ -205,8 +205,8 @@ def test_a_run_on_a_subset_is_measured_against_the_reference_set(tmp_path):
     metrics.EmojiFD(32, cache_dir=cache)(from_generator(G), emoji.subset(16), print_fn=said.append)
     metrics.EmojiFD(32, cache_dir=cache, reference="emoji")(from_generator(G), emoji.subset(16),
                                                             print_fn=said.append)
-    assert said == ["efd32: the dataset holds 16 images, so 32 generated images are compared with 16 "
-                    "real ones"]
+    assert [line for line in said if "holds" in line] == [
+        "efd32: the dataset holds 16 images, so 32 generated images are compared with 16 real ones"]
 
 
 def test_efd_is_a_gin_training_metric(tmp_path):

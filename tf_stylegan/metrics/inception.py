@@ -212,8 +212,9 @@ def real_feature_batches(dataset, extractor, count, batch_size=32):
 
 def generated_classes(generator, dataset, count, seed=0):
     """Classes [count] of a conditional generator's images, drawn from the dataset's labels as the
-    official metrics draw labels (a seeded uniform choice of rows); None for an unconditional one."""
-    if not generator.label_size:
+    official metrics draw labels (a seeded uniform choice of rows); None for an unconditional one (or
+    an object without ``label_size``)."""
+    if not getattr(generator, "label_size", 0):
         return None
     if dataset is None or dataset.label_size != generator.label_size:
         raise MetricError(f"the generator is class-conditional ({generator.label_size} classes): measure it "

@@ -176,7 +176,7 @@ class PPL:
         self.name = name or f"ppl_{space}{sampling}"
 
     def __call__(self, generator, dataset=None, print_fn=None):
-        if generator.label_size:
+        if getattr(generator, "label_size", 0):
             raise MetricError("PPL measures unconditional generators only (its paths would need a class)")
         samples = path_length_samples(generator, self.distance, self.num_samples, self.space, self.sampling,
                                       self.epsilon, self.crop, self.batch_size, self.seed)
