@@ -252,7 +252,7 @@ def test_dataset_create_and_info_with_class_folders(tmp_path, capsys):
     out_dir = tmp_path / "records"
     argv = ["dataset", "create", str(tmp_path / "pets"), str(out_dir), "--resolution", "8", "--class-folders"]
     code, _, err = cli(argv, capsys)
-    assert code == 1 and "broken.png: cannot read the image" in err and not list(out_dir.iterdir())
+    assert code == 1 and "broken.png: cannot read the image" in err and not out_dir.exists()
     code, out, err = cli(argv + ["--skip-bad"], capsys)
     assert code == 0, err
     assert "skipped 1 file(s):" in out and "wrote 6 images at 8px (2 levels, 2 classes (cat, dog))" in out

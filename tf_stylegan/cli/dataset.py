@@ -1,5 +1,7 @@
 """``dataset create`` (image folder -> official multi-resolution TFRecords) and ``dataset info``."""
 
+import os
+
 from tf_stylegan.cli.common import add_command, add_option, fail
 
 
@@ -8,6 +10,7 @@ def dataset_create(args):
     from tf_stylegan.data import DataError, ImageFolder, write_folder_tfrecords
     from tf_stylegan.progress import Progress
 
+    created = not os.path.exists(args.out)
     try:
         folder = ImageFolder(args.images, args.resolution, num_channels=args.channels,
                              background=tuple(args.background), crop=not args.no_crop, skip_bad=args.skip_bad,
@@ -17,6 +20,8 @@ def dataset_create(args):
                                                 progress=progress)
         progress.close()
     except DataError as error:
+        if created and os.path.isdir(args.out) and not os.listdir(args.out):
+            os.rmdir(args.out)  # made for the files that were not written
         return fail(str(error))
     if folder.skipped:
         print(f"skipped {len(folder.skipped)} file(s):")
