@@ -690,7 +690,8 @@ def test_a_two_class_toy_dataset_gives_class_dependent_samples(tmp_path):
         labels = np.tile(np.float32(label), (64, 1))
         images = trainer.Gs(z, truncation_psi=1.0, labels=labels).numpy() * 127.5 + 128
         brightness[name] = float(np.clip(images, 0, 255).mean())
-    assert brightness["light"] - brightness["dark"] > 80, brightness
+    # Measured 53.5 and 134.6 (data 40 and 215); an unconditional G gives one brightness for both.
+    assert brightness["light"] - brightness["dark"] > 50, brightness
 
 
 def test_a_schedule_error_at_a_later_phase_stops_the_run_before_it_starts(tmp_path):
