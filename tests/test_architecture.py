@@ -22,9 +22,10 @@ ALLOWED = {
     "metrics": {"nn", "data", "deploy", "files"},
     "training": {"nn", "data", "formats", "deploy", "metrics", "files", "images", "progress"},
     "figures": {"images"},
+    "projection": {"data", "images", "metrics", "files"},
     "bench": {"nn", "data", "formats", "deploy", "metrics", "training", "files", "images"},
     "cli": {"nn", "data", "formats", "deploy", "metrics", "training", "figures", "charts", "bench", "files",
-            "images", "progress", "__init__"},
+            "images", "progress", "projection", "__init__"},
     "__init__": {"deploy"},
     "__main__": {"cli"},
 }

@@ -11,8 +11,13 @@ Images are rendered with the model's stored noise maps (deterministic, as the of
 ``generate_figures.py``) except where a figure is about noise (:func:`noise_figure`), which
 draws fresh noise from explicit noise seeds. So a seed gives the same picture in every figure,
 and the same as ``model.generate(seeds=...)``.
+
+Wherever a figure takes seeds it also takes :class:`Latents`: projected images (``tf-stylegan project``'s
+``projected_w.npz``), rendered with their own w and noise maps and not truncated unless
+``truncation_psi`` is given. So a real image can be style-mixed with seeds, truncated or walked from.
 """
 
+import dataclasses
 import math
 import re
 
@@ -27,6 +32,24 @@ NOISE_COLUMNS = ("all", "none", "fine", "coarse")  # Fig. 5 (a)-(d); the std map
 
 class FigureError(ValueError):
     """Arguments no figure can be drawn from (bad seeds, style ranges, counts, output paths, models)."""
+
+
+@dataclasses.dataclass
+class Latents:
+    """Given images in W instead of seeds: ``dlatents`` [N, L, D] and each one's noise maps ``noise``
+    [N, M] (flattened in layer order, as ``model.synthesis(noise=...)`` takes them), e.g. a projection's."""
+
+    dlatents: np.ndarray
+    noise: np.ndarray
+    names: list
+
+    def __len__(self):
+        return len(self.dlatents)
+
+    def take(self, rows):
+        """These latents in the order of ``rows`` (indices)."""
+        rows = list(rows)
+        return Latents(self.dlatents[rows], self.noise[rows], [self.names[row] for row in rows])
 
 
 # --- arguments ---------------------------------------------------------------------------------
@@ -179,22 +202,38 @@ def _rgb(images):
 
 
 def _dlatents(model, seeds, truncation_psi):
-    """Truncated dlatents [N, L, D] of seeds (exactly as ``model.generate`` computes them)."""
+    """Truncated dlatents [N, L, D] of seeds (exactly as ``model.generate`` computes them), or of
+    :class:`Latents` (truncated only with an explicit ``truncation_psi``)."""
+    if isinstance(seeds, Latents):
+        return seeds.dlatents if truncation_psi is None else model.truncate(seeds.dlatents, truncation_psi)
     return model.mapping(model.latents(seeds), truncation_psi=model.truncation_psi
                          if truncation_psi is None else truncation_psi)
 
 
-def _render(model, dlatents):
-    """Images of dlatents with the stored noise (as ``generate``)."""
-    return _rgb(model.synthesis(dlatents))
+def _noise(sources, repeats=1):
+    """The noise maps of ``sources`` [N * repeats, M], each repeated ``repeats`` times (None for seeds:
+    the stored maps)."""
+    return np.repeat(sources.noise, repeats, axis=0) if isinstance(sources, Latents) else None
+
+
+def _render(model, dlatents, noise=None):
+    """Images of dlatents with the stored noise (as ``generate``), or with ``noise`` [N, M]."""
+    return _rgb(model.synthesis(dlatents, noise=noise))
+
+
+def _sources(seeds):
+    """:class:`Latents` as given, else the parsed seeds."""
+    return seeds if isinstance(seeds, Latents) else parse_seeds(seeds)
 
 
 # --- figures -----------------------------------------------------------------------------------
 
 
 def generate_images(model, seeds, truncation_psi=None):
-    """uint8 [N, S, S, 3]: one image per seed (``model.generate``)."""
-    seeds = parse_seeds(seeds)
+    """uint8 [N, S, S, 3]: one image per seed (``model.generate``) or per :class:`Latents` row."""
+    seeds = _sources(seeds)
+    if isinstance(seeds, Latents):
+        return _render(model, _dlatents(model, seeds, truncation_psi), seeds.noise)
     return _rgb(model.generate(seeds=seeds, truncation_psi=truncation_psi))
 
 
@@ -229,9 +268,10 @@ def style_mixing_figure(model, row_seeds, column_seeds, styles="coarse", truncat
     (small models: see its fallback), or a list of one spec per row (the official figure uses
     coarse x3, middle x2, fine). All dlatents are truncated with ``truncation_psi`` (the
     official figure uses none: pass 1); stored noise. A cell whose row and column seed agree is
-    the plain image of that seed.
+    the plain image of that seed. Rows or columns may be :class:`Latents` (e.g. a real image's
+    projection); a cell has the noise maps of its row.
     """
-    row_seeds, column_seeds = parse_seeds(row_seeds), parse_seeds(column_seeds)
+    row_seeds, column_seeds = _sources(row_seeds), _sources(column_seeds)
     if isinstance(styles, (list, tuple)) and styles and isinstance(styles[0], (str, range, list, tuple)):
         layers = [style_layers(spec, model.num_layers) for spec in styles]
         if len(layers) == 1:
@@ -242,8 +282,12 @@ def style_mixing_figure(model, row_seeds, column_seeds, styles="coarse", truncat
     column_dlatents = _dlatents(model, column_seeds, truncation_psi)
     mixed = style_mixing_dlatents(row_dlatents, column_dlatents, layers)
     rows, columns = len(row_seeds), len(column_seeds)
-    images = _render(model, np.concatenate(
-        [column_dlatents, row_dlatents, mixed.reshape((rows * columns,) + mixed.shape[2:])]))
+    row_noise = _noise(row_seeds)
+    images = np.concatenate([
+        _render(model, column_dlatents, _noise(column_seeds)),
+        _render(model, np.concatenate([row_dlatents, mixed.reshape((rows * columns,) + mixed.shape[2:])]),
+                None if row_noise is None else np.concatenate([row_noise, np.repeat(row_noise, columns, 0)]))
+    ])
     size = images.shape[1]
     canvas = _canvas(rows + 1, columns + 1, size)
     for column in range(columns):
@@ -260,13 +304,18 @@ def truncation_figure(model, seeds, steps=9):
     :func:`truncation_psis` ``(steps)[j]``, from 1 (no truncation) through 0 (the average w,
     ``w_avg``) to -1 (the "anti-face"). ψ applies to the layers below the model's
     ``truncation_cutoff`` (all of them when the cutoff >= ``num_layers``: then the ψ = 0
-    column is the same image for every seed); stored noise.
+    column is the same image for every seed); stored noise. ``seeds`` may be :class:`Latents`: a
+    projected image towards the average, with its noise maps.
     """
-    seeds = parse_seeds(seeds)
+    seeds = _sources(seeds)
     psis = truncation_psis(steps)
-    z = np.repeat(model.latents(seeds), len(psis), axis=0)  # row-major: seed, then psi
-    dlatents = model.mapping(z, truncation_psi=np.tile(psis, len(seeds)).astype(np.float32))
-    return image_grid(_render(model, dlatents), len(psis))
+    psi_per_image = np.tile(psis, len(seeds)).astype(np.float32)  # row-major: seed, then psi
+    if isinstance(seeds, Latents):
+        dlatents = model.truncate(np.repeat(seeds.dlatents, len(psis), axis=0), psi_per_image)
+    else:
+        dlatents = model.mapping(np.repeat(model.latents(seeds), len(psis), axis=0),
+                                 truncation_psi=psi_per_image)
+    return image_grid(_render(model, dlatents, _noise(seeds, len(psis))), len(psis))
 
 
 def noise_std(model, dlatents, draws=100, noise_seed=0, noise_scale=None):
@@ -302,9 +351,10 @@ def noise_figure(model, seeds, draws=100, truncation_psi=None, noise_seed=0, std
     per-pixel standard deviation over ``draws`` noise draws of the seed's w (:func:`noise_std`)
     as a grayscale map: scaled so that the figure's largest std is white (``std_gain=None``),
     or ``std * std_gain`` clipped (the official figure uses 4). ``std_means``: float [N], each
-    map's mean std in pixel values (0-255).
+    map's mean std in pixel values (0-255). ``seeds`` may be :class:`Latents` (their w; the figure's
+    noise is drawn fresh).
     """
-    seeds = parse_seeds(seeds)
+    seeds = _sources(seeds)
     if int(draws) < 2:
         raise FigureError(f"draws must be at least 2, got {draws}")
     dlatents = _dlatents(model, seeds, truncation_psi)
@@ -352,9 +402,11 @@ def interpolation_frames(model, seeds, frames=30, space="w", loop=False, truncat
     (slerp) of z, then mapping and truncation. ``loop``: a last step back to the first seed,
     whose final frame is left out so the animation repeats seamlessly (F = frames * N);
     otherwise the walk ends on the last seed (F = frames * (N - 1) + 1). Stored noise; frame
-    0 is ``model.generate(seeds=seeds[:1])``.
+    0 is ``model.generate(seeds=seeds[:1])``. With :class:`Latents` (W space only) the noise maps are
+    interpolated too, ``((1 - t) a + t b) / sqrt((1 - t)^2 + t^2)`` (unit variance all the way): the
+    walk starts and ends exactly on the projected images.
     """
-    seeds = parse_seeds(seeds)
+    seeds = _sources(seeds)
     if len(seeds) < 2:
         raise FigureError("an interpolation needs at least two seeds")
     if int(frames) < 1:
@@ -363,6 +415,19 @@ def interpolation_frames(model, seeds, frames=30, space="w", loop=False, truncat
         raise FigureError(f"unknown interpolation space {space!r}: use w or z")
     stops = list(range(len(seeds))) + ([0] if loop else [])
     t = np.arange(int(frames)) / int(frames)
+    if isinstance(seeds, Latents):
+        if space != "w":
+            raise FigureError("given latents (projections) interpolate in W only: use --space w")
+        keys, noise = _dlatents(model, seeds, truncation_psi), seeds.noise
+        path = [keys[a] + t[:, None, None] * (keys[b] - keys[a]) for a, b in zip(stops, stops[1:])]
+        unit = np.sqrt((1 - t) ** 2 + t ** 2)[:, None]  # [frames, 1]: keeps the maps' unit variance
+        noise_path = [(np.outer(1 - t, noise[a]) + np.outer(t, noise[b])) / unit
+                      for a, b in zip(stops, stops[1:])]
+        if not loop:
+            path.append(keys[-1:])
+            noise_path.append(noise[-1:])
+        return _render(model, np.concatenate(path).astype(np.float32),
+                       np.concatenate(noise_path).astype(np.float32))
     psi = model.truncation_psi if truncation_psi is None else truncation_psi
     if space == "w":
         keys = _dlatents(model, seeds, psi)

@@ -6,9 +6,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines are noise on a terminal
 
 import tf_stylegan  # noqa: E402,F401  (sets the allocator before TensorFlow starts)
-from tf_stylegan.cli import bench, convert, dataset, export, figures, metrics, train  # noqa: E402
+from tf_stylegan.cli import bench, convert, dataset, export, figures, metrics, project, train  # noqa: E402
 
-COMMAND_MODULES = (convert, bench, train, export, metrics, dataset, figures)
+COMMAND_MODULES = (convert, bench, train, export, metrics, dataset, figures, project)
 
 EXAMPLES = """examples:
   tf-stylegan train --gin-file gin/emoji.gin --run-dir runs/emoji

@@ -91,6 +91,8 @@ def example_inputs(module, batch=2, seed=0):
         "synthesis": dict(dlatents=dlatents, noise_seeds=noise_seeds,
                           noise_scale=np.ones((batch, module.num_layers), np.float32)),
         "synthesis_stored_noise": dict(dlatents=dlatents),
+        "synthesis_with_noise": dict(dlatents=dlatents,
+                                     noise=rng.randn(batch, module.noise_size).astype(np.float32)),
         "style_mix": dict(z_a=z, z_b=z_b, crossover=np.arange(batch, dtype=np.int32) % module.num_layers + 1,
                           truncation_psi=psi, **classes),
     }

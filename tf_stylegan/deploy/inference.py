@@ -44,6 +44,7 @@ class StyleGAN:
         self.truncation_psi = float(metadata["truncation_psi"])
         self.truncation_cutoff = int(metadata["truncation_cutoff"])
         self.label_size = int(metadata.get("label_size", 0))  # exports before conditional ones: 0
+        self.noise_size = metadata.get("noise_size")  # values of all noise maps (None: an older export)
         self.class_index = None  # the default class of a conditional generator (for_class)
 
     def __repr__(self):
@@ -94,16 +95,29 @@ class StyleGAN:
         return self._run("truncate", "dlatents", dlatents=dlatents,
                          truncation_psi=self._psi(truncation_psi, len(dlatents)))
 
-    def synthesis(self, dlatents, noise_seeds=None, noise_scale=None, raw=False):
+    def synthesis(self, dlatents, noise_seeds=None, noise_scale=None, raw=False, noise=None):
         """Images of dlatents. ``noise_seeds`` [N]: fresh noise drawn from each seed (None or a
         negative seed: the stored noise maps); ``noise_scale`` [N, num_layers] or [num_layers]
-        scales each layer's noise (0 removes it)."""
+        scales each layer's noise (0 removes it). Or ``noise`` [N, noise_size]: every layer's noise
+        map, flattened in layer order (a projection's, ``projected_w.npz``)."""
         dlatents = self._dlatents(dlatents)
         count = len(dlatents)
+        output = "raw_images" if raw else "images"
+        if noise is not None:
+            if noise_seeds is not None or noise_scale is not None:
+                raise ValueError("give noise maps, or noise_seeds / noise_scale, not both")
+            if "synthesis_with_noise" not in self._functions:
+                raise ValueError(f"{self.source} has no synthesis_with_noise signature (an export of "
+                                 "tf_stylegan 0.1): export the model again to synthesise given noise maps")
+            noise = np.asarray(noise, np.float32)
+            if noise.shape != (count, self.noise_size):
+                raise ValueError(f"noise must have shape [{count}, {self.noise_size}] (every layer's map, "
+                                 f"flattened), got {noise.shape}")
+            return self._run("synthesis_with_noise", output, dlatents=dlatents, noise=noise)
         seeds = np.full(count, -1, np.int64) if noise_seeds is None else np.asarray(noise_seeds, np.int64)
         scale = np.ones((count, self.num_layers), np.float32) if noise_scale is None else noise_scale
         scale = np.broadcast_to(np.asarray(scale, np.float32), (count, self.num_layers))
-        return self._run("synthesis", "raw_images" if raw else "images", dlatents=dlatents,
+        return self._run("synthesis", output, dlatents=dlatents,
                          noise_seeds=np.broadcast_to(seeds, (count,)), noise_scale=scale)
 
     def mix(self, z_a, z_b, crossover, truncation_psi=None, class_index=None):
@@ -204,6 +218,9 @@ def keras_generator(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise LoadError(f"{path}: no such file or directory")
+    if _saved_model_folder(path):
+        raise LoadError(f"{path} is an exported model: it holds signatures, not the Keras network; give the "
+                        "training run directory, a network snapshot or an official .pkl")
     try:
         generator = load_official_pickle(path)[2] if path.endswith(".pkl") else load_networks(path).Gs
     except (OfficialPickleError, SnapshotError) as error:

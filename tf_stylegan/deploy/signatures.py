@@ -13,6 +13,7 @@ signature              inputs                                                   
 ``synthesis``          ``dlatents``, ``noise_seeds`` [N] i64, ``noise_scale``     ``images``, ``raw_images``
                        [N, L] f32                                                [N, H, W, 3] f32
 ``synthesis_stored_noise`` ``dlatents``                                          ``images``, ``raw_images``
+``synthesis_with_noise`` ``dlatents``, ``noise`` [N, M] f32                      ``images``, ``raw_images``
 ``style_mix``          ``z_a``, ``z_b``, ``crossover`` [N] i32, ``truncation_psi`` ``images``
 ``generate_png``       ``seeds``, ``truncation_psi``                             ``png_bytes`` [N] string
 =====================  =======================================================  ===========================
@@ -21,7 +22,10 @@ signature              inputs                                                   
 cutoff (8 by default). Noise: every signature but ``synthesis`` uses the stored noise maps
 (deterministic, as the official figure scripts); ``synthesis`` draws fresh noise from each
 sample's ``noise_seeds`` entry (a negative seed: the stored maps) and scales layer ``i``'s noise
-by ``noise_scale[:, i]`` (1: as trained, 0: none). Seeds give latents through stateless random
+by ``noise_scale[:, i]`` (1: as trained, 0: none); ``synthesis_with_noise`` takes every layer's noise map
+itself, flattened and concatenated in layer order (M = the sum of the maps' s * s values, :func:`noise_size`):
+the layout of a projection's ``projected_w.npz``, so a server reproduces a projected image exactly. Seeds
+give latents through stateless random
 ops, so a seed gives the same picture in Python, in a SavedModel and in a server. ``generate_png``
 gives ``generate_from_seeds``'s images as PNG files: TF Serving's REST API sends an output whose
 name ends in ``_bytes`` as base64: 4x (pure noise) to 30x (Twemoji images) smaller, measured, than a
@@ -45,8 +49,9 @@ SEED_STREAM_LATENTS = 0  # second word of the stateless seed of z draws
 SEED_STREAM_NOISE = 1  # ... and of noise draws
 METADATA_FILE = "tf_stylegan.json"  # in assets.extra/, which TF Serving ignores
 SIGNATURES = ("serving_default", "generate_from_seeds", "mapping", "truncate", "synthesis",
-              "synthesis_stored_noise", "style_mix", "generate_png")
-TFLITE_SIGNATURES = ("serving_default", "mapping", "truncate", "synthesis_stored_noise", "style_mix")
+              "synthesis_stored_noise", "synthesis_with_noise", "style_mix", "generate_png")
+TFLITE_SIGNATURES = ("serving_default", "mapping", "truncate", "synthesis_stored_noise",
+                     "synthesis_with_noise", "style_mix")
 
 
 def latents_from_seeds(seeds, latent_size):
@@ -55,6 +60,20 @@ def latents_from_seeds(seeds, latent_size):
     return tf.map_fn(
         lambda seed: tf.random.stateless_normal([latent_size], tf.stack([seed, SEED_STREAM_LATENTS])),
         seeds, fn_output_signature=tf.float32)
+
+
+def noise_size(synthesis):
+    """Values of all the noise maps of a synthesis network per sample (0 without noise inputs)."""
+    return sum(size * size for size in synthesis.noise_sizes()) if synthesis.use_noise else 0
+
+
+def split_noise(noise, sizes):
+    """[N, sum(s * s)] -> a list of [N, s, s, 1] per layer of the given ``sizes``."""
+    maps, offset = [], 0
+    for size in sizes:
+        maps.append(tf.reshape(noise[:, offset:offset + size * size], [-1, size, size, 1]))
+        offset += size * size
+    return maps
 
 
 def to_uint8(images):
@@ -106,6 +125,9 @@ class GeneratorModule(tf.Module):
             dlatents, tf.TensorSpec([None], tf.int64, name="noise_seeds"),
             tf.TensorSpec([None, self.num_layers], tf.float32, name="noise_scale")])
         self.synthesis_stored_noise = tf.function(self._synthesis_stored_noise, input_signature=[dlatents])
+        self.noise_size = noise_size(generator.synthesis)
+        self.synthesis_with_noise = tf.function(self._synthesis_with_noise, input_signature=[
+            dlatents, tf.TensorSpec([None, self.noise_size], tf.float32, name="noise")])
         self.style_mix = tf.function(self._style_mix, input_signature=[
             tf.TensorSpec([None, self.latent_size], tf.float32, name="z_a"),
             tf.TensorSpec([None, self.latent_size], tf.float32, name="z_b"),
@@ -125,7 +147,7 @@ class GeneratorModule(tf.Module):
                 "dlatent_size": self.dlatent_size, "num_layers": self.num_layers,
                 "resolution": self.resolution, "num_channels": self.num_channels,
                 "truncation_psi": self.default_truncation_psi, "truncation_cutoff": self.truncation_cutoff,
-                "label_size": self.label_size,
+                "label_size": self.label_size, "noise_size": self.noise_size,
                 "compute_dtype": self.generator.synthesis.compute_dtype, "signatures": list(SIGNATURES)}
 
     # --- signature bodies --------------------------------------------------------------------
@@ -167,6 +189,11 @@ class GeneratorModule(tf.Module):
 
     def _synthesis_stored_noise(self, dlatents):
         raw = self._raw_images(dlatents)
+        return {"images": to_uint8(raw), "raw_images": raw}
+
+    def _synthesis_with_noise(self, dlatents, noise):
+        maps = split_noise(noise, self.generator.synthesis.noise_sizes()) if self._use_noise else None
+        raw = self._raw_images(dlatents, maps)
         return {"images": to_uint8(raw), "raw_images": raw}
 
     def _style_mix(self, z_a, z_b, crossover, truncation_psi, class_index=None):

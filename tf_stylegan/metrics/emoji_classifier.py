@@ -384,3 +384,26 @@ class EmojiFeatures:
                               "(the emoji are RGB)")
         return np.concatenate([self._features(images[start:start + self.batch_size]).numpy()
                                for start in range(0, len(images), self.batch_size)])
+
+
+def emoji_distance(classifier=None, cache_dir=None, print_fn=print):
+    """A perceptual distance for emoji that needs no download (e.g. to project an emoji): a
+    :class:`~tf_stylegan.metrics.ppl.FeatureDistance` on the emoji classifier's four ReLU feature maps
+    (32, 16, 8 and 4 px), each channel weighted equally. ``classifier``: as :class:`EmojiFeatures`;
+    images of any size are resized to 64 px as there."""
+    import keras
+
+    from tf_stylegan.metrics.ppl import FeatureDistance
+
+    embedding = EmojiFeatures(classifier, cache_dir=cache_dir, print_fn=print_fn).model
+    feature_model = keras.Model(embedding.input, [embedding.get_layer(f"relu{index}").output
+                                                  for index in range(len(CLASSIFIER_WIDTHS))])
+
+    def to_classifier_size(images):
+        height, width = images.shape[1], images.shape[2]
+        if (height, width) == (CLASSIFIER_SIZE, CLASSIFIER_SIZE):
+            return images
+        method = "area" if height > CLASSIFIER_SIZE or width > CLASSIFIER_SIZE else "nearest"
+        return tf.image.resize(images, [CLASSIFIER_SIZE, CLASSIFIER_SIZE], method=method)
+
+    return FeatureDistance(feature_model, preprocess=to_classifier_size)

@@ -98,11 +98,14 @@ class FeatureDistance:
         self.feature_model = feature_model
         self.layer_weights = layer_weights
         self.preprocess = preprocess or (lambda images: images / 127.5 - 1.0)
-        self._distance = tf.function(self._distance_of, reduce_retracing=True)
+        self._distance = tf.function(self.distance, reduce_retracing=True)
 
-    def _distance_of(self, images0, images1):
-        features0 = self.feature_model(self.preprocess(images0))
-        features1 = self.feature_model(self.preprocess(images1))
+    def features(self, images):
+        """The feature maps of images [N, H, W, C] in [0, 255] (tensors; differentiable)."""
+        return self.feature_model(self.preprocess(images))
+
+    def compare(self, features0, features1):
+        """Distances [N] between two lists of :meth:`features` (tensors; differentiable)."""
         total = 0.0
         for index, (f0, f1) in enumerate(zip(features0, features1)):
             f0 = f0 / (tf.sqrt(tf.reduce_sum(tf.square(f0), axis=-1, keepdims=True)) + 1e-10)
@@ -115,6 +118,10 @@ class FeatureDistance:
                                           axis=-1)
             total += tf.reduce_mean(per_pixel, axis=[1, 2])
         return total
+
+    def distance(self, images0, images1):
+        """Distances [N] between image tensors [N, H, W, C] in [0, 255] (differentiable)."""
+        return self.compare(self.features(images0), self.features(images1))
 
     def __call__(self, images0, images1):
         return self._distance(tf.constant(images0, tf.float32), tf.constant(images1, tf.float32)).numpy()
