@@ -149,6 +149,19 @@ def test_mapping_then_synthesis_with_noise(predict, module):
     assert not np.array_equal(stored["images"][1], result["images"][1])
 
 
+def test_a_projection_is_served_from_its_dlatents_and_noise_maps(predict, module, generator):
+    """Projection offline (tf-stylegan project), serving online: synthesis_with_noise takes the saved
+    dlatents and flattened noise maps and gives the projected image of the Keras generator."""
+    from tf_stylegan.projection import Projector, Schedule, pixel_distance
+
+    target = np.full((1, 16, 16, 3), 200, np.uint8)
+    projected = Projector(generator, pixel_distance(), Schedule(num_steps=5), w_samples=100).project(target)
+    inputs = {"dlatents": projected.dlatents, "noise": projected.noise}
+    served = predict(inputs, "synthesis_with_noise")
+    _assert_same(_reference(module, "synthesis_with_noise", inputs), served)
+    assert np.abs(served["images"].astype(int) - projected.images.astype(int)).max() <= 1
+
+
 def test_style_mix(predict, module):
     inputs = {"z_a": _z(2, 2), "z_b": _z(2, 3), "crossover": np.array([1, 4], np.int32),
               "truncation_psi": np.ones(2, np.float32)}
@@ -209,7 +222,7 @@ def test_metadata_lists_the_signatures(rest, grpc_client, module):
     assert signature_def["inputs"]["z"]["dtype"] == "DT_FLOAT"
     signatures = rest.signatures()
     assert set(signatures) == {"serving_default", "generate_from_seeds", "mapping", "truncate", "synthesis",
-                               "synthesis_stored_noise", "style_mix", "generate_png"}
+                               "synthesis_stored_noise", "synthesis_with_noise", "style_mix", "generate_png"}
     assert signatures["generate_png"].outputs == {"png_bytes": TensorInfo(np.object_, (None,))}
     assert signatures["serving_default"].inputs == {"z": TensorInfo(np.float32, (None, LATENT)),
                                                     "truncation_psi": TensorInfo(np.float32, (None,))}
