@@ -141,7 +141,7 @@ def test_help_shows_kebab_flags_only_and_examples_for_every_command():
         for option in long_options:
             assert option in text, f"{name}: {option} missing from --help"
     assert {"tf-stylegan dataset create", "tf-stylegan dataset info", "tf-stylegan train"} <= set(names)
-    assert len(names) == 15  # the top level, 12 commands, dataset's 2 subcommands
+    assert len(names) == 16  # the top level, 13 commands, dataset's 2 subcommands
     train_help = dict(_parsers(build_parser()))["tf-stylegan train"].format_help()
     assert "--run-dir" in train_help and "--run_dir" not in train_help and "--gin-file" in train_help
 
