@@ -306,6 +306,16 @@ def test_project_command_writes_the_projection_images_and_animation(snapshot, tm
     assert walk.n_frames == 4
     walk.seek(0)
     np.testing.assert_array_equal(np.asarray(walk.convert("RGB")), projected)  # starts on the projection
+    walk.seek(3)
+    np.testing.assert_array_equal(np.asarray(walk.convert("RGB")),  # and ends on the second
+                                  np.asarray(Image.open(out / "face1-projected.png")))
+    code, output = run(["generate", str(snapshot), "--w", str(out / projection.PROJECTION_FILE),
+                        "--out", str(tmp_path / "again")], capsys)
+    assert code == 0, output
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "again" / "projected0000.png")), projected)
+    code, output = run(["noise", str(snapshot), "--w", str(out / projection.PROJECTION_FILE), "--draws", "2",
+                        "--out", str(tmp_path / "noise.png")], capsys)
+    assert code == 0 and "face0.png: mean per-pixel std over 2 noise draws" in output, output
     code, output = run(["truncation", str(snapshot), "--w", str(out / projection.PROJECTION_FILE),
                         "--steps", "3", "--out", str(tmp_path / "trunc.png")], capsys)
     assert code == 0, output
