@@ -204,7 +204,7 @@ class Projection:
     dlatents: np.ndarray  # float32 [N, L, D]: the projected w (without the latent noise)
     noise: np.ndarray  # float32 [N, sum(s * s)]: the projected noise maps, flattened (flatten_noise)
     images: np.ndarray  # uint8 [N, H, W, C]: the synthesis of dlatents with noise
-    distances: np.ndarray  # float [steps, N]: each step's distance to the targets
+    distances: np.ndarray  # float [steps, N]: each step's distance to the targets (w with its latent noise)
     frames: np.ndarray  # uint8 [F, N, H, W, C]: images every frame_every steps (F = 0 without)
     seconds: float  # optimisation wall time
 
