@@ -439,6 +439,18 @@ def test_unknown_generator_binding_is_named(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("binding, message", [
+    ("Generator.label_size = 10", "Generator.label_size = 10 in the gin config, but the networks take the "
+                                  "dataset's: emoji has label_size 0"),
+    ("Discriminator.resolution = 16", "emoji has resolution 8"),
+])
+def test_network_bindings_the_dataset_decides_are_refused(tmp_path, binding, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train_in_process(tmp_path / "run", [binding])
+    assert not (tmp_path / "run").exists()
+    train_in_process(tmp_path / "agreeing", ["Generator.resolution = 8", "train.total_kimg = 0.016"])
+
+
 def test_unknown_generator_binding_is_a_cli_error(tmp_path, capsys):
     code, _, err = cli(["train", "--gin_file", TINY, "--gin_param", "Generator.fmap_maxx=3",
                         "--run_dir", str(tmp_path / "run")], capsys)
@@ -663,7 +675,7 @@ def test_class_folders_train_a_conditional_run_that_resumes_exactly(tmp_path):
     assert whole.G.label_size == whole.D.label_size == whole.Gs.label_size == 3
     grid = whole.sample_grid()  # a row per class (4 rows: dark, light, mid, dark), 8 columns
     assert grid.shape == (4 * 8, 8 * 8, 3)
-    np.testing.assert_array_equal(whole._grid_labels.reshape(4, 8, 3).argmax(-1),
+    np.testing.assert_array_equal(whole.grid.labels.reshape(4, 8, 3).argmax(-1),
                                   [[0] * 8, [1] * 8, [2] * 8, [0] * 8])
     from tf_stylegan import data as data_lib
     from tf_stylegan import metrics

@@ -61,6 +61,25 @@ Augmentation = gin.configurable("Augmentation", module="tf_stylegan")(augment.Au
 gin.configurable("AugmentPipe", module="tf_stylegan")(augment.AugmentPipe)
 
 
+DATASET_SETTINGS = ("resolution", "num_channels", "label_size")  # the networks take these from the dataset
+
+
+def check_dataset_bindings(images):
+    """ValueError when a gin binding of a network's resolution, channels or classes differs from the
+    dataset's, which the networks are built with (a binding would otherwise be silently ignored)."""
+    for network in ("Generator", "Discriminator"):
+        for name in DATASET_SETTINGS:
+            try:
+                bound = gin.query_parameter(f"{network}.{name}")
+            except ValueError:  # not bound
+                continue
+            given = getattr(images, name)
+            if bound != given:
+                raise ValueError(f"{network}.{name} = {bound!r} in the gin config, but the networks take the "
+                                 f"dataset's: {images.name} has {name} {given} (resize with train.resolution; "
+                                 "classes come from train.class_folders or a labels file): remove the binding")
+
+
 class RunDirectoryError(ValueError):
     """The run directory does not fit the request (checkpoints without --resume, or none with it)."""
 
@@ -110,6 +129,7 @@ def train(
     images = data.load_dataset(dataset, resolution, **folder_options)
     if max_images is not None:
         images = images.subset(max_images)
+    check_dataset_bindings(images)
     if images.skipped:
         print_fn(f"skipped {len(images.skipped)} unusable image(s), e.g. {images.skipped[0][0]}: "
                  f"{images.skipped[0][1]}")

@@ -11,9 +11,10 @@ import json
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 
-from tf_stylegan.images import save_image
+from tf_stylegan.images import image_grid, save_image, to_uint8
 from tf_stylegan.progress import duration
 
 
@@ -85,6 +86,34 @@ class TickClock:
         seconds = max(time.time() - self.start_time - self.maintenance_seconds, 1e-9)
         return dict(images_per_s=(nimg - self.start_nimg) / seconds,
                     outside_graph=max(0.0, 1.0 - self.graph_seconds / seconds))
+
+
+def grid_labels(labels, grid_size):
+    """(grid size, labels of the sample grid [columns * rows, label_size]). One-hot labels: row i shows
+    class i % label_size, with at least a row per class; other labels: those of the first images."""
+    columns, rows = grid_size
+    if np.all(np.sum(labels == 1, axis=1) == 1) and np.all(np.sum(labels != 0, axis=1) == 1):
+        rows = max(rows, labels.shape[1])
+        classes = np.repeat(np.arange(rows) % labels.shape[1], columns)  # [rows * columns], row-major
+        return (columns, rows), np.eye(labels.shape[1], dtype=np.float32)[classes]
+    return (columns, rows), np.resize(labels, (columns * rows, labels.shape[1])).astype(np.float32)
+
+
+class SampleGrid:
+    """The run's fixed sample grid: latents from the run's seed; with labels (:func:`grid_labels`), a row per
+    class."""
+
+    def __init__(self, grid_size, latent_size, seed, labels=None):
+        self.size, self.labels = tuple(grid_size), None
+        if labels is not None:
+            self.size, self.labels = grid_labels(labels, grid_size)
+        self.latents = np.random.RandomState(seed).randn(self.size[0] * self.size[1], latent_size).astype(
+            np.float32)
+
+    def render(self, Gs):
+        """uint8 grid of ``Gs``'s images of the grid's latents (no truncation, stored noise)."""
+        images = Gs(self.latents, truncation_psi=1.0, randomize_noise=False, labels=self.labels)
+        return image_grid(to_uint8(images), self.size[0])
 
 
 def write_samples(run_dir, writer, nimg, grid):

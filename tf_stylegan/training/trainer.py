@@ -22,7 +22,6 @@ import tensorflow as tf
 
 from tf_stylegan.data import real_images_pipeline
 from tf_stylegan.formats import snapshot
-from tf_stylegan.images import image_grid, to_uint8
 from tf_stylegan.nn import precision
 from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
@@ -46,17 +45,6 @@ class NonFiniteLossError(RuntimeError):
 
 class TrainingInterrupted(Exception):
     """Ctrl-C or SIGTERM: a checkpoint was written before stopping."""
-
-
-def grid_labels(labels, grid_size):
-    """(grid size, labels of the sample grid [columns * rows, label_size]). One-hot labels: row i shows
-    class i % label_size, with at least a row per class; other labels: those of the first images."""
-    columns, rows = grid_size
-    if np.all(np.sum(labels == 1, axis=1) == 1) and np.all(np.sum(labels != 0, axis=1) == 1):
-        rows = max(rows, labels.shape[1])
-        classes = np.repeat(np.arange(rows) % labels.shape[1], columns)  # [rows * columns], row-major
-        return (columns, rows), np.eye(labels.shape[1], dtype=np.float32)[classes]
-    return (columns, rows), np.resize(labels, (columns * rows, labels.shape[1])).astype(np.float32)
 
 
 def default_strategy():
@@ -115,7 +103,6 @@ class Trainer:
         self.checkpoint_nimg = int(checkpoint_kimg * 1000)
         self.image_snapshot_nimg = int(image_snapshot_kimg * 1000)
         self.tick_kimg = tick_kimg
-        self.grid_size = grid_size
         self.metrics = list(metrics)
         self.metrics_nimg = None if metrics_kimg is None else int(metrics_kimg * 1000)
         self.skipped = SkippedUpdates(max_skipped_steps)
@@ -186,13 +173,9 @@ class Trainer:
             from tf_stylegan.metrics import prepare
 
             prepare(self.metrics)  # a missing weights file stops the run before it starts
-        # Conditional runs: the dataset's labels (G's labels are drawn from them) and the grid's labels.
+        # Conditional runs: the dataset's labels (G's labels are drawn from them; the grid's too).
         self.label_table = None if dataset.labels is None else tf.constant(dataset.labels)
-        self._grid_labels = None
-        if dataset.labels is not None:
-            self.grid_size, self._grid_labels = grid_labels(dataset.labels, grid_size)
-        self._grid_latents = np.random.RandomState(self.seed).randn(
-            self.grid_size[0] * self.grid_size[1], self.G.latent_size).astype(np.float32)
+        self.grid = reporting.SampleGrid(grid_size, self.G.latent_size, self.seed, dataset.labels)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -411,9 +394,7 @@ class Trainer:
 
     def sample_grid(self):
         """uint8 grid of Gs samples from the run's fixed latents (no truncation, stored noise)."""
-        images = self.Gs(self._grid_latents, truncation_psi=1.0, randomize_noise=False,
-                         labels=self._grid_labels)
-        return image_grid(to_uint8(images), self.grid_size[0])
+        return self.grid.render(self.Gs)
 
     def _write_samples(self, writer):
         if not self.is_chief:
