@@ -47,8 +47,8 @@ def generated(generator, count, seed=5, psi=0.5):
 def recovery_case():
     generator = generator_like_a_trained_one()
     dlatents, targets = generated(generator, 3)
-    projector = projection.Projector(generator, projection.pixel_distance(), projection.Schedule(num_steps=300),
-                                     seed=0, w_samples=2000)
+    projector = projection.Projector(generator, projection.pixel_distance(),
+                                     projection.Schedule(num_steps=300), seed=0, w_samples=2000)
     return generator, dlatents, targets, projector.project(targets)
 
 
@@ -77,7 +77,8 @@ def reference_regularization(noise):
     """The official loop for one map [s, s], written independently."""
     total = 0.0
     while True:
-        total += np.mean(noise * np.roll(noise, 1, axis=1)) ** 2 + np.mean(noise * np.roll(noise, 1, axis=0)) ** 2
+        total += np.mean(noise * np.roll(noise, 1, axis=1)) ** 2
+        total += np.mean(noise * np.roll(noise, 1, axis=0)) ** 2
         if noise.shape[0] <= 8:
             return total
         size = noise.shape[0] // 2
@@ -354,5 +355,6 @@ def test_figures_refuse_a_projection_of_another_model(snapshot, tmp_path, capsys
     path = projection.save_projection(tmp_path / "p.npz", result)
     code, output = run(["generate", str(snapshot), "--w", path, "--out", str(tmp_path / "g")], capsys)
     assert code == 1 and "projected with another model" in output
-    code, output = run(["generate", str(snapshot), "--w", path, "--seeds", "1", "--out", str(tmp_path)], capsys)
+    code, output = run(["generate", str(snapshot), "--w", path, "--seeds", "1", "--out", str(tmp_path)],
+                       capsys)
     assert code == 1 and "give --seeds or projected latents, not both" in output

@@ -76,8 +76,9 @@ def check_dataset_bindings(images):
             given = getattr(images, name)
             if bound != given:
                 raise ValueError(f"{network}.{name} = {bound!r} in the gin config, but the networks take the "
-                                 f"dataset's: {images.name} has {name} {given} (resize with train.resolution; "
-                                 "classes come from train.class_folders or a labels file): remove the binding")
+                                 f"dataset's: {images.name} has {name} {given} (resize with "
+                                 "train.resolution; classes come from train.class_folders or a labels file): "
+                                 "remove the binding")
 
 
 class RunDirectoryError(ValueError):
