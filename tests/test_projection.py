@@ -156,6 +156,22 @@ def test_the_random_feature_distance_falls_window_after_window():
     assert np.all(means[-1] < 0.2 * means[0])
 
 
+def test_lpips_and_emoji_distances_drive_a_projection(recovery_case, tmp_path):
+    """The default distance (LPIPS-VGG16: here with untrained VGG weights and unit linear layers, no
+    download) and the emoji classifier's run through the projector's step and bring the image closer."""
+    from tf_stylegan.metrics.ppl import LPIPS_VGG_CHANNELS
+
+    generator, _, targets, _ = recovery_case
+    np.savez(tmp_path / "lin.npz",
+             **{f"lin{index}": np.ones(channels, np.float32) for index, channels in enumerate(LPIPS_VGG_CHANNELS)})
+    for distance in (projection.lpips_distance(str(tmp_path / "lin.npz"), vgg_weights=None),
+                     projection.emoji_distance()):
+        result = projection.Projector(generator, distance, projection.Schedule(num_steps=20),
+                                      w_samples=500).project(targets[:1])
+        assert np.all(np.isfinite(result.distances))
+        assert result.distances[-5:].mean() < result.distances[:5].mean(), distance.name
+
+
 def test_w_plus_optimises_a_w_per_layer_and_w_one_for_all(recovery_case):
     generator, _, targets, result = recovery_case
     assert np.all(result.dlatents == result.dlatents[:, :1])  # W: one w broadcast
