@@ -162,8 +162,9 @@ def test_lpips_and_emoji_distances_drive_a_projection(recovery_case, tmp_path):
     from tf_stylegan.metrics.ppl import LPIPS_VGG_CHANNELS
 
     generator, _, targets, _ = recovery_case
-    np.savez(tmp_path / "lin.npz",
-             **{f"lin{index}": np.ones(channels, np.float32) for index, channels in enumerate(LPIPS_VGG_CHANNELS)})
+    unit_weights = {f"lin{index}": np.ones(channels, np.float32)
+                    for index, channels in enumerate(LPIPS_VGG_CHANNELS)}
+    np.savez(tmp_path / "lin.npz", **unit_weights)
     for distance in (projection.lpips_distance(str(tmp_path / "lin.npz"), vgg_weights=None),
                      projection.emoji_distance()):
         result = projection.Projector(generator, distance, projection.Schedule(num_steps=20),
