@@ -257,8 +257,8 @@ def test_dataset_create_and_info_with_class_folders(tmp_path, capsys):
     assert code == 0, err
     assert "skipped 1 file(s):" in out and "wrote 6 images at 8px (2 levels, 2 classes (cat, dog))" in out
     assert "images  7/7  100.0%" in err and "skipped 1  took" in err
-    assert sorted(p.name for p in out_dir.iterdir()) == ["pets-r02.tfrecords", "pets-r03.tfrecords",
-                                                         "pets-rxx.labels"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["pets-classes.json", "pets-r02.tfrecords",
+                                                         "pets-r03.tfrecords", "pets-rxx.labels"]
     code, out, _ = cli(["dataset", "info", str(out_dir)], capsys)
     assert code == 0 and out.strip() == ("pets: 6 images, 8px, 3 channel(s), levels [4, 8], labels of 2 "
-                                         "components")
+                                         "components (classes cat, dog)")

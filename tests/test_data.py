@@ -395,8 +395,9 @@ def test_class_folders_label_every_image_one_hot(tmp_path):
     grey = {0: 80, 1: 40, 2: 0}  # _class_folder's level per class: bird 80, cat 40, dog 0
     np.testing.assert_array_equal(ds.level(8)[:, 0, 0, 0], [grey[c] for c in classes])
     assert data.ImageFolder(folder, 8, class_folders=True).class_names == ["bird", "cat", "dog"]
+    assert ds.class_names == ["bird", "cat", "dog"]
     sub = ds.subset(4, seed=1)
-    assert sub.labels.shape == (4, 3)
+    assert sub.labels.shape == (4, 3) and sub.class_names == ds.class_names
     np.testing.assert_array_equal(sub.level(8)[:, 0, 0, 0], [grey[c] for c in sub.labels.argmax(1)])
     _save(folder / "loose.png", _solid((1, 1, 1)))
     with pytest.raises(DataError, match=r"every image sits in a class sub-folder, but 1 lie in the folder "
@@ -417,6 +418,7 @@ def test_labels_file_written_and_read_as_the_official_tool(tmp_path):
         np.testing.assert_array_equal(labels, held.labels[order])
         back = data.read_tfrecords(tmp_path / out)
         np.testing.assert_array_equal(back.labels, held.labels[order])
+        assert back.class_names == ["a", "b", "c"]  # shapes-classes.json beside the labels
         np.testing.assert_array_equal(back.level(8), held.level(8)[order])
     with open(tmp_path / "held" / "shapes-rxx.labels", "wb") as file:
         np.save(file, np.zeros((8, 3), np.float32))

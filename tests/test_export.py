@@ -314,7 +314,8 @@ def test_cli_export_computing_in_a_narrow_type(generator, tmp_path, capsys, dtyp
 
 
 def test_a_conditional_generator_takes_a_class_everywhere(tmp_path):
-    G = perturb(small_generator(8, latent=16, label_size=3, seed=4), scale=0.1, const_scale=0.5)
+    G = perturb(small_generator(8, latent=16, label_size=3, class_names=["a", "b", "c"], seed=4), scale=0.1,
+                const_scale=0.5)
     path = export.export_saved_model(G, tmp_path, print_fn=None)  # its self-check runs classes 0, 1
     summary = export.signature_summary(path)
     for name in ("serving_default", "generate_from_seeds", "generate_png", "mapping", "style_mix"):
@@ -322,7 +323,9 @@ def test_a_conditional_generator_takes_a_class_everywhere(tmp_path):
         assert "class_index: int64 (-1)" in inputs, name
     assert "class_index" not in summary.split("signature_def['synthesis']")[1].split("outputs")[0]
     model = tf_stylegan.load(path)
-    assert model.label_size == 3
+    assert model.label_size == 3 and model.class_names == ["a", "b", "c"]  # the export keeps the names
+    np.testing.assert_array_equal(model.generate(seeds=[5], class_index="c"),
+                                  model.generate(seeds=[5], class_index=2))
     z = model.latents([5, 6])
     for index in range(3):
         labels = np.eye(3, dtype=np.float32)[[index] * 2]

@@ -336,7 +336,8 @@ def test_bad_input_is_an_error_not_a_traceback(snapshots, tmp_path, capsys, argv
 def test_figure_commands_take_the_class_of_a_conditional_model(tmp_path, capsys):
     from tf_stylegan.formats.snapshot import save_networks
 
-    G = perturb(small_generator(SIZE, latent=32, label_size=3, seed=2), seed=4, scale=0.5)
+    G = perturb(small_generator(SIZE, latent=32, label_size=3, class_names=["ant", "bee", "cow"], seed=2),
+                seed=4, scale=0.5)
     save_networks(tmp_path / "cond", Gs=G)
     model = tf_stylegan.load(tmp_path / "cond", batch_size=1)
     images = {}
@@ -348,10 +349,14 @@ def test_figure_commands_take_the_class_of_a_conditional_model(tmp_path, capsys)
         expected = figures.image_grid(model.generate(seeds=[1, 2], class_index=index), 2)
         np.testing.assert_array_equal(images[index], expected)
     assert not np.array_equal(images[0], images[2])
+    assert main(["generate", str(tmp_path / "cond"), "--seeds", "1", "2", "--class", "cow",
+                 "--out", str(tmp_path / "cow.png")]) == 0  # by name
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "cow.png")), images[2])
     assert main(["style-mix", str(tmp_path / "cond"), "--rows", "1", "--cols", "2", "--class", "1",
                  "--out", str(tmp_path / "mix.png")]) == 0
     capsys.readouterr()
     for argv, message in ((["--class", "3"], "--class 3 is out of range: this generator has 3 classes"),
+                          (["--class", "owl"], "no class 'owl': its classes are ant, bee, cow"),
                           ([], "class-conditional (3 classes): give --class")):
         assert main(["generate", str(tmp_path / "cond"), "--seeds", "1", "--out", str(tmp_path / "x.png"),
                      *argv]) == 1

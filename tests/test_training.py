@@ -673,6 +673,10 @@ def test_class_folders_train_a_conditional_run_that_resumes_exactly(tmp_path):
                 "train.checkpoint_kimg = 0.064"]
     whole, _ = train_in_process(tmp_path / "whole", bindings)
     assert whole.G.label_size == whole.D.label_size == whole.Gs.label_size == 3
+    assert whole.Gs.class_names == ["dark", "light", "mid"]
+    from tf_stylegan.deploy.inference import load
+
+    assert load(tmp_path / "whole").class_names == ["dark", "light", "mid"]  # the run keeps the names
     grid = whole.sample_grid()  # a row per class (4 rows: dark, light, mid, dark), 8 columns
     assert grid.shape == (4 * 8, 8 * 8, 3)
     np.testing.assert_array_equal(whole.grid.labels.reshape(4, 8, 3).argmax(-1),

@@ -230,7 +230,8 @@ class Projector:
 
     ``distance``: one of this module's distances; ``w_plus``: one w per layer instead of one for all;
     ``seed``: target i draws its initial noise maps and latent noise from ``seed + i``; ``class_index``:
-    a class-conditional generator's class (an int, or one per target), whose W statistics are used.
+    a class-conditional generator's class (an index or a name, or one per target), whose W statistics
+    are used.
     """
 
     def __init__(self, generator, distance, schedule=Schedule(), w_plus=False, seed=0,
@@ -249,6 +250,8 @@ class Projector:
                                   "class of the targets (class_index)")
         if not label_size and class_index is not None:
             raise ProjectionError("class_index given, but the generator is unconditional")
+        if class_index is not None:
+            self.class_index = [self._class_number(index) for index in np.atleast_1d(class_index)]
         self._statistics = {}  # class (or None) -> (average w, spread)
         self.noise_sizes = generator.synthesis.noise_sizes() if generator.synthesis.use_noise else []
 
@@ -308,11 +311,22 @@ class Projector:
                           frames=np.stack(frames) if frames else np.zeros((0, count) + expected, np.uint8),
                           seconds=seconds)
 
+    def _class_number(self, index):
+        """A class index from an index or a name of the generator's classes."""
+        if isinstance(index, (str, np.str_)):
+            names = self.generator.class_names or []
+            if index not in names:
+                known = f"its classes are {', '.join(names)}" if names else "its classes have no names"
+                raise ProjectionError(f"no class {index!r}: {known}")
+            return names.index(index)
+        return int(index)
+
     def _classes(self, count):
         if self.class_index is None:
             return [None] * count
-        classes = np.broadcast_to(np.asarray(self.class_index), (count,))
-        return [int(index) for index in classes]
+        if len(self.class_index) not in (1, count):
+            raise ProjectionError(f"give one class, or one per target ({count}), got {len(self.class_index)}")
+        return self.class_index * count if len(self.class_index) == 1 else self.class_index
 
     def _broadcast(self, w):
         """[N, layers, D] -> [N, num_layers, D]."""

@@ -57,6 +57,11 @@ def add_option(parser, name, **kwargs):
     return action
 
 
+def class_argument(text):
+    """``--class``: an index (digits) or a class name."""
+    return int(text) if text.isdigit() else text
+
+
 def wrote(path, image, detail=""):
     """The line that reports a written image."""
     height, width = image.shape[:2]

@@ -43,6 +43,8 @@ def dataset_info(args):
     except DataError as error:
         return fail(str(error))
     labels = f", labels of {images.label_size} components" if images.label_size else ""
+    if images.class_names:
+        labels += f" (classes {', '.join(images.class_names)})"
     print(f"{images.name}: {images.num_images} images, {images.resolution}px, "
           f"{images.num_channels} channel(s), levels {sorted(images.levels)}{labels}")
     return 0

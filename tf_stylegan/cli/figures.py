@@ -3,7 +3,7 @@ interpolate."""
 
 import os
 
-from tf_stylegan.cli.common import add_command, add_option, fail, output_path, wrote
+from tf_stylegan.cli.common import add_command, add_option, class_argument, fail, output_path, wrote
 from tf_stylegan.images import IMAGE_SUFFIXES, save_gif, save_image
 
 
@@ -185,8 +185,8 @@ def _figure_parser(commands, name, summary, examples, run, psi=True):
         add_option(parser, "truncation-psi", type=float,
                    help="truncation psi (default: the model's; 1 disables)")
     add_option(parser, "batch-size", type=int, default=8, help="images per generator call")
-    parser.add_argument("--class", dest="class_index", type=int, metavar="INDEX",
-                        help="class of a class-conditional model (0 .. classes - 1)")
+    parser.add_argument("--class", dest="class_index", type=class_argument, metavar="CLASS",
+                        help="class of a class-conditional model: an index (0 .. classes - 1) or a name")
     parser.set_defaults(run=run)
     return parser
 

@@ -2,7 +2,7 @@
 
 import os
 
-from tf_stylegan.cli.common import add_command, add_option, fail, wrote
+from tf_stylegan.cli.common import add_command, add_option, class_argument, fail, wrote
 from tf_stylegan.images import save_gif, save_image
 from tf_stylegan.progress import Progress, duration
 
@@ -115,7 +115,7 @@ def add_parsers(commands):
     add_option(parser, "lpips-weights", help="lpips: .npz of LPIPS-VGG16's linear layers lin0..lin4")
     add_option(parser, "vgg-weights", default="imagenet", help="lpips: VGG16 'imagenet' or a notop .h5 path")
     add_option(parser, "w-plus", action="store_true", help="one w per layer (W+) instead of one for all (W)")
-    parser.add_argument("--class", dest="class_index", type=int, metavar="INDEX",
-                        help="class of a class-conditional model (0 .. classes - 1)")
+    parser.add_argument("--class", dest="class_index", type=class_argument, metavar="CLASS",
+                        help="class of a class-conditional model: an index (0 .. classes - 1) or a name")
     parser.add_argument("--gif", action="store_true", help="also an animation of the optimisation per target")
     parser.set_defaults(run=project)

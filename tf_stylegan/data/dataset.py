@@ -38,7 +38,8 @@ class ImageDataset:
     ``levels[r]`` is a uint8 array [N, r, r, C], or the path of an official ``<name>-rNN.tfrecords``
     file; ``level(r)`` always gives the array. ``skipped`` lists the (path, reason) of input files
     left out with ``skip_bad=True``. ``labels`` (class-conditional datasets): float32 [N, label_size],
-    image k's label in row k (one-hot class vectors, or any vectors as the official labels files hold).
+    image k's label in row k (one-hot class vectors, or any vectors as the official labels files hold);
+    ``class_names``: the name of each class (component) of one-hot labels, e.g. class folders' names.
     """
 
     name: str
@@ -47,6 +48,7 @@ class ImageDataset:
     levels: dict
     skipped: list = dataclasses.field(default_factory=list)
     labels: np.ndarray = None
+    class_names: list = None
     _num_records: int = dataclasses.field(default=None, repr=False)  # record count of TFRecord levels
 
     def __post_init__(self):
@@ -73,6 +75,11 @@ class ImageDataset:
             if len(labels) != (counts.pop() if counts else self.num_images):
                 raise DataError(f"{self.name}: {len(labels)} labels for {self.num_images} images")
             self.labels = labels.astype(np.float32)
+        if self.class_names is not None:
+            self.class_names = [str(name) for name in self.class_names]
+            if len(self.class_names) != self.label_size:
+                raise DataError(f"{self.name}: {len(self.class_names)} class names for labels of "
+                                f"{self.label_size} components")
 
     @classmethod
     def from_images(cls, name, images):
@@ -107,7 +114,7 @@ class ImageDataset:
         chosen = np.sort(np.random.RandomState(seed).permutation(self.num_images)[:count])
         return ImageDataset(f"{self.name}[{count}]", self.resolution, self.num_channels,
                             {r: self.level(r)[chosen] for r in self.levels}, list(self.skipped),
-                            None if self.labels is None else self.labels[chosen])
+                            None if self.labels is None else self.labels[chosen], self.class_names)
 
     def _fits_in_memory(self, r):
         return self.num_images * r * r * self.num_channels <= MAX_IN_MEMORY_BYTES

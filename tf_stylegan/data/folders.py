@@ -211,4 +211,4 @@ class ImageFolder:
             raise DataError(f"{self.path}: all {len(self.files)} images are unusable, e.g. "
                             f"{self.skipped[0][1]}")
         return ImageDataset(self.name, self.resolution, self.num_channels, box_levels(images[:len(kept)]),
-                            list(self.skipped), self.labels(kept))
+                            list(self.skipped), self.labels(kept), self.class_names or None)

@@ -2,6 +2,7 @@
 ``dataset_tool.py``."""
 
 import contextlib
+import json
 import os
 import pathlib
 
@@ -18,7 +19,7 @@ from tf_stylegan.data.records import (
     first_record,
     parsed_chunks,
 )
-from tf_stylegan.files import atomic_file
+from tf_stylegan.files import atomic_file, write_atomically
 
 
 def scan_level(path, expected, count, reference):
@@ -33,6 +34,29 @@ def scan_level(path, expected, count, reference):
 
 def labels_path(out_dir, name):
     return pathlib.Path(out_dir) / f"{name}-rxx.labels"
+
+
+def class_names_path(out_dir, name):
+    """Beside the labels: the names of the classes, a JSON list (the official format has none)."""
+    return pathlib.Path(out_dir) / f"{name}-classes.json"
+
+
+def write_class_names(path, names):
+    write_atomically(path, json.dumps(list(names)))
+
+
+def read_class_names(folder, name, label_size):
+    """The class names written beside a TFRecords folder's labels, or None; DataError if unusable."""
+    path = class_names_path(folder, name)
+    if not path.is_file():
+        return None
+    try:
+        names = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read the class names ({error})") from None
+    if not isinstance(names, list) or len(names) != label_size:
+        raise DataError(f"{path}: expected a list of {label_size} class names (one per label component)")
+    return names
 
 
 def write_labels(path, labels):
@@ -106,7 +130,9 @@ def read_tfrecords(path):
         if os.path.getsize(file) != count * (record_sizes[log2] + 16):
             scan_level(file, (channels, 2 ** log2, 2 ** log2), count, files[2])
     levels = {2 ** log2: str(file) for log2, file in sorted(files.items())}
-    return ImageDataset(name, 2 ** top, channels, levels, labels=read_labels(folder, count),
+    labels = read_labels(folder, count)
+    class_names = None if labels is None else read_class_names(folder, name, labels.shape[1])
+    return ImageDataset(name, 2 ** top, channels, levels, labels=labels, class_names=class_names,
                         _num_records=count)
 
 
@@ -153,6 +179,8 @@ def write_tfrecords(dataset, out_dir, shuffle_seed=123):
             write({r: images[order[start:start + 1024]] for r, images in levels.items()})
     if dataset.labels is not None:
         write_labels(labels_path(out_dir, dataset.name), dataset.labels[order])
+        if dataset.class_names:
+            write_class_names(class_names_path(out_dir, dataset.name), dataset.class_names)
     return [str(level_path(out_dir, dataset.name, r)) for r in levels]
 
 
@@ -173,4 +201,5 @@ def write_folder_tfrecords(folder, out_dir, shuffle_seed=123, progress=None):
             raise DataError(f"{folder.path}: all {n} images are unusable, e.g. {folder.skipped[0][1]}")
         if folder.class_folders:
             write_labels(labels_path(out_dir, folder.name), folder.labels(kept))
+            write_class_names(class_names_path(out_dir, folder.name), folder.class_names)
     return [str(level_path(out_dir, folder.name, r)) for r in resolutions], len(kept)

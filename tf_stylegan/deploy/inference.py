@@ -28,9 +28,10 @@ class StyleGAN:
 
     Images are uint8 [N, H, W, 3] NumPy arrays (``raw=True`` on :meth:`synthesis`: float,
     nominal [-1, 1]). ``truncation_psi=None`` means the model's default; 1 disables truncation.
-    A class-conditional generator (``label_size`` classes) needs ``class_index`` (an int, or one per
-    sample) wherever it takes seeds or z, or a default class (:meth:`for_class`). Calls are split into
-    batches of ``batch_size`` samples.
+    A class-conditional generator (``label_size`` classes) needs ``class_index`` (an int or a class name,
+    or one per sample) wherever it takes seeds or z, or a default class (:meth:`for_class`); ``class_names``
+    lists the names (None when the training data gave none). Calls are split into batches of ``batch_size``
+    samples.
     """
 
     def __init__(self, functions, metadata, source, batch_size=8):
@@ -44,6 +45,7 @@ class StyleGAN:
         self.truncation_psi = float(metadata["truncation_psi"])
         self.truncation_cutoff = int(metadata["truncation_cutoff"])
         self.label_size = int(metadata.get("label_size", 0))  # exports before conditional ones: 0
+        self.class_names = metadata.get("class_names")
         self.noise_size = metadata.get("noise_size")  # values of all noise maps (None: an older export)
         self.class_index = None  # the default class of a conditional generator (for_class)
 
@@ -145,6 +147,8 @@ class StyleGAN:
             raise ValueError(f"this generator is class-conditional ({self.label_size} classes): give "
                              "class_index (an int, or one per sample)")
         classes = np.asarray(class_index)
+        if classes.dtype.kind in "US":  # class names
+            classes = np.vectorize(self.class_number, otypes=[np.int64])(classes)
         if not np.issubdtype(classes.dtype, np.integer) or classes.ndim > 1:
             raise ValueError(f"class_index must be an int or a 1-D array of ints, got {class_index!r}")
         bad = classes[(classes < 0) | (classes >= self.label_size)]
@@ -152,6 +156,15 @@ class StyleGAN:
             raise ValueError(f"class_index {int(bad.flat[0])} is out of range: this generator has "
                              f"{self.label_size} classes, 0 .. {self.label_size - 1}")
         return {"class_index": np.broadcast_to(classes.astype(np.int64), (count,))}
+
+    def class_number(self, name):
+        """The index of a class of a conditional generator from its name (ValueError naming the names)."""
+        names = self.class_names or []
+        if str(name) not in names:
+            known = (f"its classes are {', '.join(names)}" if names
+                     else "its classes have no names: give an index")
+            raise ValueError(f"no class {name!r}: {known}")
+        return names.index(str(name))
 
     def _psi(self, truncation_psi, count):
         psi = self.truncation_psi if truncation_psi is None else truncation_psi

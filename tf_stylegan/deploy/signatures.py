@@ -147,7 +147,8 @@ class GeneratorModule(tf.Module):
                 "dlatent_size": self.dlatent_size, "num_layers": self.num_layers,
                 "resolution": self.resolution, "num_channels": self.num_channels,
                 "truncation_psi": self.default_truncation_psi, "truncation_cutoff": self.truncation_cutoff,
-                "label_size": self.label_size, "noise_size": self.noise_size,
+                "label_size": self.label_size, "class_names": self.generator.class_names,
+                "noise_size": self.noise_size,
                 "compute_dtype": self.generator.synthesis.compute_dtype, "signatures": list(SIGNATURES)}
 
     # --- signature bodies --------------------------------------------------------------------

@@ -57,8 +57,13 @@ class Generator(keras.Model):
         style_mixing_prob=0.9,  # probability of mixing two latents in a training call
         seed=None,  # seed of noise and style-mixing randomness (None: random)
         label_size=0,  # classes of a class-conditional generator (0: unconditional)
+        class_names=None,  # their names, e.g. a dataset's class folders (None: unnamed)
         **kwargs,
     ):
+        if class_names is not None:
+            class_names = [str(name) for name in class_names]
+            if len(class_names) != label_size:
+                raise ValueError(f"{len(class_names)} class names for a generator of {label_size} classes")
         arguments = {name: value for name, value in locals().items()
                      if name in constructor_arguments(Generator)}
         super().__init__(**kwargs)
@@ -97,6 +102,11 @@ class Generator(keras.Model):
     @property
     def label_size(self):
         return self.mapping.label_size
+
+    @property
+    def class_names(self):
+        """The names of the classes (a list of ``label_size``), or None."""
+        return self.arguments["class_names"]
 
     @property
     def resolution(self):

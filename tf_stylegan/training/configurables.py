@@ -61,12 +61,12 @@ Augmentation = gin.configurable("Augmentation", module="tf_stylegan")(augment.Au
 gin.configurable("AugmentPipe", module="tf_stylegan")(augment.AugmentPipe)
 
 
-DATASET_SETTINGS = ("resolution", "num_channels", "label_size")  # the networks take these from the dataset
+DATASET_SETTINGS = ("resolution", "num_channels", "label_size", "class_names")  # taken from the dataset
 
 
 def check_dataset_bindings(images):
-    """ValueError when a gin binding of a network's resolution, channels or classes differs from the
-    dataset's, which the networks are built with (a binding would otherwise be silently ignored)."""
+    """ValueError when a gin binding of a network's resolution, channels, classes or class names differs
+    from the dataset's, which the networks are built with (a binding would otherwise be silently ignored)."""
     for network in ("Generator", "Discriminator"):
         for name in DATASET_SETTINGS:
             try:

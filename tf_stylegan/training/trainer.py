@@ -124,10 +124,11 @@ class Trainer:
         with self.strategy.scope():
             shared = dict(resolution=dataset.resolution, num_channels=dataset.num_channels,
                           label_size=dataset.label_size)
+            named = dict(shared, class_names=dataset.class_names)  # the generators name the classes
             with precision.dtype_policy(policy):
-                self.G = generator(name="G", **shared)
+                self.G = generator(name="G", **named)
                 self.D = discriminator(name="D", **shared)
-            self.Gs = generator(name="Gs", dtype="float32", **shared)
+            self.Gs = generator(name="Gs", dtype="float32", **named)
             for network in (self.G, self.D, self.Gs):
                 network.build()
             finetune.freeze_discriminator_blocks(self.D, freeze_d_layers)
