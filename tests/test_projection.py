@@ -202,9 +202,13 @@ def test_frames_are_kept_every_k_steps_and_at_the_end(recovery_case):
 
 
 def test_a_conditional_generator_projects_in_the_targets_class():
-    generator = generator_like_a_trained_one(8, label_size=3)
+    generator = generator_like_a_trained_one(8, label_size=3, class_names=["ant", "bee", "cow"])
     with pytest.raises(projection.ProjectionError, match="class-conditional .3 classes"):
         projection.Projector(generator, projection.pixel_distance())
+    with pytest.raises(projection.ProjectionError, match="no class 'owl': its classes are ant, bee, cow"):
+        projection.Projector(generator, projection.pixel_distance(), class_index="owl")
+    assert projection.Projector(generator, projection.pixel_distance(), class_index=["ant", "cow"]).class_index \
+        == [0, 2]
     projector = projection.Projector(generator, projection.pixel_distance(), projection.Schedule(num_steps=5),
                                      class_index=[0, 2], w_samples=300)
     with pytest.raises(projection.ProjectionError, match="out of range"):
