@@ -207,8 +207,8 @@ def test_a_conditional_generator_projects_in_the_targets_class():
         projection.Projector(generator, projection.pixel_distance())
     with pytest.raises(projection.ProjectionError, match="no class 'owl': its classes are ant, bee, cow"):
         projection.Projector(generator, projection.pixel_distance(), class_index="owl")
-    assert projection.Projector(generator, projection.pixel_distance(), class_index=["ant", "cow"]).class_index \
-        == [0, 2]
+    by_name = projection.Projector(generator, projection.pixel_distance(), class_index=["ant", "cow"])
+    assert by_name.class_index == [0, 2]
     projector = projection.Projector(generator, projection.pixel_distance(), projection.Schedule(num_steps=5),
                                      class_index=[0, 2], w_samples=300)
     with pytest.raises(projection.ProjectionError, match="out of range"):

@@ -314,7 +314,7 @@ class Projector:
     def _class_number(self, index):
         """A class index from an index or a name of the generator's classes."""
         if isinstance(index, (str, np.str_)):
-            names = self.generator.class_names or []
+            index, names = str(index), self.generator.class_names or []
             if index not in names:
                 known = f"its classes are {', '.join(names)}" if names else "its classes have no names"
                 raise ProjectionError(f"no class {index!r}: {known}")
