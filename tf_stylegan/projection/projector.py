@@ -1,30 +1,15 @@
-"""Projection of real images into the latent space: the StyleGAN2 paper's projector (Karras et al. 2020,
-Section 5; the official ``projector.py``), on this library's generators.
-
-For each target image it optimises a w (one for all layers, "W", or one per layer, "W+") and every
-layer's noise map with Adam, starting at the average w of 10,000 mapped latents. The learning rate ramps
-up over the first 5 % of the steps and down (cosine) over the last 25 %; Gaussian noise added to w, scaled
-by the spread of W, decays to zero over the first 75 %; the noise maps are kept free of spatial structure by
-a penalty on their autocorrelation at every scale of a pyramid (weight 1e5) and renormalised to zero mean
-and unit variance after each step. The distance to the target is pluggable (:func:`lpips_distance`,
-:func:`pixel_distance`, :func:`emoji_distance`, :func:`random_feature_distance`).
-
-Many targets are projected at once; each target's randomness comes from its own stateless seed
-(``seed + index``), so a target's result does not depend on the others in its batch.
-"""
+"""The projector: the official schedules, the noise regularisation, and the optimisation."""
 
 import dataclasses
 import math
-import os
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from tf_stylegan.data.folders import decode, normalize_mode
 from tf_stylegan.images import to_uint8
+from tf_stylegan.projection.errors import ProjectionError
 
-PROJECTION_FILE = "projected_w.npz"
 W_SAMPLES = 10000  # mapped latents that estimate W's average and spread (official)
 W_SAMPLES_SEED = 123  # their RandomState seed (official)
 DISTANCE_SIZE = 256  # images larger than this are box-downsampled before the distance (official)
@@ -32,10 +17,6 @@ NOISE_WEIGHT = 1e5  # weight of the noise regularisation (official)
 PYRAMID_FLOOR = 8  # the noise pyramid stops at maps of this size or smaller (official)
 STREAM_NOISE_INIT = 0  # second word of the stateless seed of each target's initial noise maps
 STREAM_LATENT_NOISE = 1  # ... of its latent noise (plus the step index)
-
-
-class ProjectionError(ValueError):
-    """An unusable projection input (a target image, a model, a saved projection); the message names it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,102 +80,6 @@ def psnr(images_a, images_b):
     error = np.mean(np.square(np.asarray(images_a, np.float64) - np.asarray(images_b, np.float64)),
                     axis=(1, 2, 3))
     return 10 * np.log10(255.0 ** 2 / np.maximum(error, 1e-12))
-
-
-# --- distances: (images, targets) -> [N], on float [0, 255] NHWC tensors, differentiable ------------
-
-
-class FeatureTargetDistance:
-    """A :class:`~tf_stylegan.metrics.ppl.FeatureDistance` with the targets' features computed once."""
-
-    def __init__(self, feature_distance, name):
-        self.feature_distance, self.name = feature_distance, name
-
-    def prepare(self, targets):
-        return self.feature_distance.features(targets)
-
-    def __call__(self, images, prepared):
-        return self.feature_distance.compare(self.feature_distance.features(images), prepared)
-
-
-class PixelDistance:
-    """Mean squared pixel difference, pixels scaled to [-1, 1] (the recovery tests' distance)."""
-
-    name = "mse"
-
-    def prepare(self, targets):
-        return targets / 127.5 - 1.0
-
-    def __call__(self, images, prepared):
-        return tf.reduce_mean(tf.square(images / 127.5 - 1.0 - prepared), axis=[1, 2, 3])
-
-
-def pixel_distance():
-    return PixelDistance()
-
-
-def lpips_distance(lin_weights, vgg_weights="imagenet"):
-    """LPIPS-VGG16 (the official projector's distance; the PPL metric's :func:`lpips_vgg16`)."""
-    from tf_stylegan.metrics.ppl import lpips_vgg16
-
-    return FeatureTargetDistance(lpips_vgg16(lin_weights, vgg_weights), "lpips")
-
-
-def emoji_distance(classifier=None):
-    """The emoji classifier's feature maps (:func:`tf_stylegan.metrics.emoji_distance`): no download."""
-    from tf_stylegan.metrics.emoji_classifier import emoji_distance as classifier_distance
-
-    return FeatureTargetDistance(classifier_distance(classifier, print_fn=lambda *_: None), "emoji")
-
-
-def random_feature_distance(num_channels=3, widths=(16, 32), seed=0):
-    """An LPIPS-style distance on a fixed, randomly initialised two-level conv net (for tests)."""
-    import keras
-
-    inputs = keras.Input((None, None, num_channels))
-    x, outputs = inputs, []
-    for index, width in enumerate(widths):
-        x = keras.layers.Conv2D(width, 3, strides=2, padding="same", activation="relu",
-                                kernel_initializer=keras.initializers.HeNormal(seed=seed * 100 + index))(x)
-        outputs.append(x)
-    from tf_stylegan.metrics.ppl import FeatureDistance
-
-    return FeatureTargetDistance(FeatureDistance(keras.Model(inputs, outputs)), "random")
-
-
-# --- targets ----------------------------------------------------------------------------------------
-
-
-def load_target(path, resolution, num_channels=3, background=(255, 255, 255)):
-    """An image file of any size and mode -> uint8 [resolution, resolution, num_channels]: upright (EXIF),
-    transparency on ``background``, the centre square, resized (Lanczos, up or down)."""
-    from PIL import Image
-
-    try:
-        image = normalize_mode(decode(path), num_channels, background)
-    except MemoryError:
-        raise
-    except Exception as error:  # any decoder failure means the file is corrupt or not an image
-        raise ProjectionError(f"{path}: cannot read the image ({type(error).__name__}: {error})") from None
-    width, height = image.size
-    side = min(width, height)
-    if side < 1:
-        raise ProjectionError(f"{path}: the image is empty ({width}x{height})")
-    left, top = (width - side) // 2, (height - side) // 2
-    image = image.crop((left, top, left + side, top + side))
-    if side != resolution:
-        image = image.resize((resolution, resolution), Image.Resampling.LANCZOS)
-    return np.asarray(image, np.uint8).reshape(resolution, resolution, num_channels)
-
-
-def load_targets(paths, resolution, num_channels=3):
-    """uint8 [N, resolution, resolution, num_channels] of image files (:func:`load_target`)."""
-    if not paths:
-        raise ProjectionError("no target images given")
-    return np.stack([load_target(path, resolution, num_channels) for path in paths])
-
-
-# --- the projector ----------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -379,62 +264,3 @@ def _distance_scale(images):
     if images.shape[3] == 1:
         images = tf.tile(images, [1, 1, 1, 3])  # grayscale models: the feature nets take RGB
     return images
-
-
-# --- saved projections ------------------------------------------------------------------------------
-
-
-def save_projection(path, projection, targets=(), distance="", seed=0, w_plus=False):
-    """Writes ``projected_w.npz`` atomically: ``dlatents`` [N, L, D], ``noise`` [N, sum(s * s)], the
-    ``targets``' names, the distance's name, the final distances, ``seed`` and ``w_plus``."""
-    import io
-
-    from tf_stylegan.files import write_atomically
-
-    buffer = io.BytesIO()
-    np.savez(buffer, dlatents=projection.dlatents, noise=projection.noise,
-             targets=np.asarray([os.fspath(t) for t in targets], dtype=str), distance=np.asarray(distance),
-             final_distances=projection.distances[-1], seed=np.int64(seed), w_plus=np.bool_(w_plus))
-    write_atomically(path, buffer.getvalue())
-    return os.fspath(path)
-
-
-@dataclasses.dataclass
-class SavedProjection:
-    """A ``projected_w.npz`` read back: dlatents [N, L, D], noise [N, sum(s * s)], target names."""
-
-    dlatents: np.ndarray
-    noise: np.ndarray
-    targets: list
-
-    def __len__(self):
-        return len(self.dlatents)
-
-
-def load_projection(path, num_layers=None, dlatent_size=None, noise_size=None):
-    """A :class:`SavedProjection`; with a model's shapes given, checked against them (errors name both)."""
-    path = os.fspath(path)
-    try:
-        with np.load(path) as stored:
-            dlatents = np.asarray(stored["dlatents"], np.float32)
-            noise = np.asarray(stored["noise"], np.float32)
-            targets = [str(t) for t in stored["targets"]] if "targets" in stored else []
-    except FileNotFoundError:
-        raise ProjectionError(f"{path}: no such file") from None
-    except KeyError as error:
-        raise ProjectionError(f"{path} is not a projection (it lacks {error}; tf-stylegan project "
-                              "writes dlatents and noise)") from None
-    except Exception as error:  # zip / npy decoding failures: a damaged or foreign file
-        raise ProjectionError(f"{path}: cannot read the projection "
-                              f"({type(error).__name__}: {error})") from None
-    if dlatents.ndim != 3 or noise.ndim != 2 or len(noise) != len(dlatents):
-        raise ProjectionError(f"{path}: dlatents {dlatents.shape} and noise {noise.shape} are not "
-                              "[N, layers, D] and [N, noise values]")
-    if num_layers is not None and dlatents.shape[1:] != (num_layers, dlatent_size):
-        raise ProjectionError(f"{path} holds dlatents of {dlatents.shape[1]} x {dlatents.shape[2]}, the "
-                              f"model takes {num_layers} x {dlatent_size}: it was projected with another "
-                              "model")
-    if noise_size is not None and noise.shape[1] != noise_size:
-        raise ProjectionError(f"{path} holds {noise.shape[1]} noise values per image, the model's maps "
-                              f"hold {noise_size}: it was projected with another model")
-    return SavedProjection(dlatents, noise, targets or [f"image{i}" for i in range(len(dlatents))])
