@@ -311,6 +311,9 @@ def test_folder_above_the_memory_limit_is_converted_once_and_streamed(tmp_path, 
     _noise_folder(folder, 1, seed=9)  # 000.png changed: the folder is converted again
     changed = data.load_image_folder(folder, 16, skip_bad=True, stream=again)
     assert "converting" in again.getvalue() and len(list(cache_home.iterdir())) == 2
+    assert f"1 older conversion(s) of {folder} from before its files changed take" in again.getvalue()
+    assert f"{converted}; delete them once no run streams from them" in again.getvalue()
+    assert converted.is_dir()  # kept: a run may be streaming from it
     assert not np.array_equal(data.ImageDataset.level(changed, 4)[0], held.level(4)[0])
     assert not any(name.startswith(".") for name in os.listdir(cache_home))  # no staging folder left
 

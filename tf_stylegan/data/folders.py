@@ -152,10 +152,14 @@ class ImageFolder:
         """Bytes of all levels 4 .. resolution of all images, as uint8."""
         return len(self.files) * sum(r * r for r in level_resolutions(self.resolution)) * self.num_channels
 
+    def settings(self):
+        """What makes the files training images, as a string."""
+        return repr((self.resolution, self.num_channels, self.background, self.crop, self.skip_bad,
+                     self.class_folders))
+
     def fingerprint(self):
         """A digest of the settings and of every file's path, size and modification time."""
-        digest = hashlib.sha256(repr((self.resolution, self.num_channels, self.background, self.crop,
-                                      self.skip_bad, self.class_folders)).encode())
+        digest = hashlib.sha256(self.settings().encode())
         for file in self.files:
             stat = file.stat()
             digest.update(f"{file.relative_to(self.path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())

@@ -19,6 +19,7 @@ from tf_stylegan.files import cache_dir, write_atomically
 from tf_stylegan.progress import Progress
 
 SKIPPED_FILE = "skipped.json"  # in a cached conversion: the files it left out, (path, reason)
+SOURCE_FILE = "source.json"  # ... and the folder and settings it converted
 RECORD_OVERHEAD = 64  # bytes per record beside the pixels: framing, shape and Example encoding (at most)
 
 
@@ -66,6 +67,30 @@ def load_image_folder(path, resolution, num_channels=3, background=(255, 255, 25
     return cached_records(folder, stream or sys.stderr)
 
 
+def _source(folder):
+    return {"folder": str(pathlib.Path(folder.path).resolve()), "settings": folder.settings()}
+
+
+def _report_stale_conversions(folder, current, stream):
+    """Names the cache's older conversions of the same folder and settings (made before its files
+    changed): not deleted here, since a run may still be streaming from one."""
+    stale = []
+    for entry in current.parent.iterdir():
+        source = entry / SOURCE_FILE
+        if entry != current and source.is_file():
+            try:
+                same = json.loads(source.read_text()) == _source(folder)
+            except (OSError, ValueError):
+                continue
+            if same:
+                stale.append(entry)
+    if stale:
+        size = sum(file.stat().st_size for entry in stale for file in entry.iterdir())
+        print(f"{len(stale)} older conversion(s) of {folder.path} from before its files changed take "
+              f"{byte_size(size)} in the cache: {', '.join(str(entry) for entry in stale)}; delete them once "
+              "no run streams from them", file=stream, flush=True)
+
+
 def cached_records(folder, stream):
     """The ``ImageDataset`` of ``folder`` read from its TFRecords in the cache, written first if absent."""
     target = pathlib.Path(cache_dir("folders", f"{folder.name}-{folder.resolution}px-"
@@ -92,6 +117,7 @@ def cached_records(folder, stream):
             write_folder_tfrecords(folder, staging, shuffle_seed=None, progress=progress)
             progress.close()
             write_atomically(os.path.join(staging, SKIPPED_FILE), json.dumps(folder.skipped))
+            write_atomically(os.path.join(staging, SOURCE_FILE), json.dumps(_source(folder)))
             try:
                 os.rename(staging, target)
             except OSError:  # another process converted the same folder meanwhile: use its records
@@ -99,6 +125,7 @@ def cached_records(folder, stream):
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        _report_stale_conversions(folder, target, stream)
     images = read_tfrecords(target)
     skipped_file = target / SKIPPED_FILE
     images.skipped = [tuple(entry) for entry in json.loads(skipped_file.read_text())]
