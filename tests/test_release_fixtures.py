@@ -43,3 +43,17 @@ def test_an_earlier_release_s_run_resumes(tmp_path):
     assert main(["train", "--run_dir", str(run), "--resume", "--gin_param", f"train.dataset='{images}'",
                  "--gin_param", "train.total_kimg=0.096", "--gin_param", "train.checkpoint_kimg=0.032"]) == 0
     assert (run / "checkpoints" / "ckpt-96.index").exists()
+
+
+def test_an_earlier_release_s_export_says_to_export_again_for_given_noise_maps(expected):
+    """Release 0.1's exports have no synthesis_with_noise signature; the snapshot path builds it."""
+    dlatents = expected["dlatents"]
+    from_snapshot = tf_stylegan.load(str(RELEASE / "snapshot"))
+    noise = np.zeros((len(dlatents), from_snapshot.noise_size), np.float32)
+    assert from_snapshot.synthesis(dlatents, noise=noise).shape[0] == len(dlatents)
+    with pytest.raises(ValueError, match=r"noise must have shape \[\d+, \d+\]"):
+        from_snapshot.synthesis(dlatents, noise=noise[:, :-1])
+    with pytest.raises(ValueError, match="not both"):
+        from_snapshot.synthesis(dlatents, noise=noise, noise_seeds=[1] * len(dlatents))
+    with pytest.raises(ValueError, match="no synthesis_with_noise signature .* export the model again"):
+        tf_stylegan.load(str(EXPORT)).synthesis(dlatents, noise=noise)
