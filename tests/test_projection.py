@@ -321,6 +321,11 @@ def test_project_command_writes_the_projection_images_and_animation(snapshot, tm
     assert mix.shape == (3 * 8, 3 * 8, 3)
     projected = np.asarray(Image.open(out / "face0-projected.png"))
     np.testing.assert_array_equal(mix[8:16, :8], projected)  # the row source is the projection, unchanged
+    code, output = run(["style-mix", str(snapshot), "--rows", "1", "--cols-w",
+                        str(out / projection.PROJECTION_FILE), "--out", str(tmp_path / "mix2.png")], capsys)
+    assert code == 0, output
+    columns_first = np.asarray(Image.open(tmp_path / "mix2.png"))
+    np.testing.assert_array_equal(columns_first[:8, 8:16], projected)  # a column source
     code, output = run(["interpolate", str(snapshot), "--w", str(out / projection.PROJECTION_FILE),
                         "--frames", "3", "--out", str(tmp_path / "walk.gif")], capsys)
     assert code == 0, output
