@@ -66,8 +66,9 @@ def normalize_mode(image, num_channels, background):
     return image.convert("L" if num_channels == 1 else "RGB")
 
 
-def load_image(path, resolution, num_channels, background, crop):
-    """One image file -> uint8 [resolution, resolution, num_channels]; DataError if unusable."""
+def load_image(path, resolution, num_channels, background, crop, upscale=False):
+    """One image file -> uint8 [resolution, resolution, num_channels]; DataError if unusable. Smaller
+    images are an error unless ``upscale`` (then resized up, as larger ones are down)."""
     try:
         image = decode(path)
     except MemoryError:
@@ -78,7 +79,7 @@ def load_image(path, resolution, num_channels, background, crop):
     side = min(width, height)
     if width != height and not crop:
         raise DataError(f"{path}: the image is {width}x{height}, not square (crop=True centre-crops it)")
-    if side < resolution:
+    if side < resolution and not upscale:
         raise DataError(f"{path}: the image is {width}x{height}, smaller than the {resolution}x{resolution} "
                         "resolution (images are only scaled down)")
     try:
@@ -87,7 +88,7 @@ def load_image(path, resolution, num_channels, background, crop):
         raise DataError(f"{path}: cannot convert the {image.mode} image ({error})") from error
     left, top = (width - side) // 2, (height - side) // 2
     image = image.crop((left, top, left + side, top + side))  # not resize(box=): that samples outside the box
-    if side > resolution:
+    if side != resolution:
         image = image.resize((resolution, resolution), Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.uint8).reshape(resolution, resolution, num_channels)
 

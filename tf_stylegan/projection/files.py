@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from tf_stylegan.data.folders import decode, normalize_mode
+from tf_stylegan.data.errors import DataError
+from tf_stylegan.data.folders import load_image
 from tf_stylegan.files import write_atomically
 from tf_stylegan.projection.errors import ProjectionError
 
@@ -14,25 +15,12 @@ PROJECTION_FILE = "projected_w.npz"
 
 
 def load_target(path, resolution, num_channels=3, background=(255, 255, 255)):
-    """An image file of any size and mode -> uint8 [resolution, resolution, num_channels]: upright (EXIF),
-    transparency on ``background``, the centre square, resized (Lanczos, up or down)."""
-    from PIL import Image
-
+    """An image file of any size and mode -> uint8 [resolution, resolution, num_channels]: as a dataset's
+    images (upright, transparency on ``background``, the centre square), resized up or down."""
     try:
-        image = normalize_mode(decode(path), num_channels, background)
-    except MemoryError:
-        raise
-    except Exception as error:  # any decoder failure means the file is corrupt or not an image
-        raise ProjectionError(f"{path}: cannot read the image ({type(error).__name__}: {error})") from None
-    width, height = image.size
-    side = min(width, height)
-    if side < 1:
-        raise ProjectionError(f"{path}: the image is empty ({width}x{height})")
-    left, top = (width - side) // 2, (height - side) // 2
-    image = image.crop((left, top, left + side, top + side))
-    if side != resolution:
-        image = image.resize((resolution, resolution), Image.Resampling.LANCZOS)
-    return np.asarray(image, np.uint8).reshape(resolution, resolution, num_channels)
+        return load_image(path, resolution, num_channels, background, crop=True, upscale=True)
+    except DataError as error:
+        raise ProjectionError(str(error)) from None
 
 
 def load_targets(paths, resolution, num_channels=3):
