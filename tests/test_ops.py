@@ -36,6 +36,51 @@ def test_activation_values():
         sg.activation_gain("linear")
 
 
+# ---------------------------------------------------------------- ops with their own gradients
+
+def _gradients_to_second_order(function, x):
+    """(f(x²), d/dx of sum(f(x²) * w), d/dx of the squared first gradient): first and second order, as R1."""
+    weights = tf.constant(np.random.default_rng(1).normal(size=function(x).shape))
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            y = function(x * x)
+            loss = tf.reduce_sum(y * weights)
+        gradient = inner.gradient(loss, x)
+        penalty = tf.reduce_sum(gradient * gradient)
+    return [value.numpy() for value in (y, gradient, outer.gradient(penalty, x))]
+
+
+def _assert_same_to_second_order(function, reference, x):
+    ours, theirs = _gradients_to_second_order(function, x), _gradients_to_second_order(reference, x)
+    for ours, theirs in zip(ours, theirs):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_leaky_relu_matches_tensorflow_to_second_order(rng):
+    x = tf.constant(rng.normal(size=(3, 5, 5, 4)) - 0.3)
+    _assert_same_to_second_order(lambda v: sg.activation(v - 0.4, "lrelu"),
+                                 lambda v: tf.nn.leaky_relu(v - 0.4, alpha=0.2), x)
+
+
+@pytest.mark.parametrize("taps", [(1, 2, 1), (1, 2, 5), (1, 4, 6, 4, 1), (1, 3, 3, 1)])
+def test_blur_matches_tensorflow_to_second_order(rng, taps):
+    kernel = sg.blur_kernel(taps, channels=3).astype(np.float64)  # (1, 2, 5): not symmetric
+    x = tf.constant(rng.normal(size=(2, 7, 7, 3)))
+    _assert_same_to_second_order(
+        lambda v: sg.blur(v, kernel),
+        lambda v: tf.nn.depthwise_conv2d(v, kernel, strides=[1, 1, 1, 1], padding="SAME"), x)
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_conv2d_same_matches_tensorflow_to_second_order(rng, size):
+    kernel = tf.constant(rng.normal(size=(size, size, 3, 4)))
+    x = tf.constant(rng.normal(size=(2, 6, 6, 3)))
+    _assert_same_to_second_order(lambda v: sg.conv2d_same(v, kernel),
+                                 lambda v: tf.nn.conv2d(v, kernel, strides=1, padding="SAME"), x)
+
+
 # ---------------------------------------------------------------- lerp
 
 def test_lerp_and_lerp_clip():

@@ -24,10 +24,24 @@ def fmaps(stage, fmap_base=8192, fmap_decay=1.0, fmap_max=512):
 def activation(x, nonlinearity="lrelu"):
     """The official nonlinearities: leaky ReLU (slope 0.2) or ReLU."""
     if nonlinearity == "lrelu":
-        return ops.leaky_relu(x, negative_slope=LRELU_SLOPE)
+        return leaky_relu(x)
     if nonlinearity == "relu":
         return ops.relu(x)
     raise ValueError(f"Unknown nonlinearity {nonlinearity!r}: use 'lrelu' or 'relu'.")
+
+
+@tf.custom_gradient
+def leaky_relu(x):
+    """Leaky ReLU (slope :data:`LRELU_SLOPE`) whose gradient reads its output, not its input (the two
+    have the same sign). TensorFlow's own reads the input, which oneDNN's graph rewrite removes when it
+    fuses a conv, its bias and the activation ("remapper failed" errors, the fusion lost)."""
+    y = tf.nn.leaky_relu(x, alpha=LRELU_SLOPE)
+
+    def gradient(dy):
+        # The mask is piecewise constant: no second-order term flows back through y.
+        return tf.raw_ops.LeakyReluGrad(gradients=dy, features=tf.stop_gradient(y), alpha=LRELU_SLOPE)
+
+    return y, gradient
 
 
 def activation_gain(nonlinearity="lrelu"):
@@ -149,7 +163,26 @@ def blur_kernel(taps, channels, normalize=True):
 
 def blur(x, kernel):
     """Per-channel filter with SAME zero padding (``kernel`` from :func:`blur_kernel`)."""
-    return ops.depthwise_conv(x, ops.cast(kernel, x.dtype), strides=1, padding="same")
+    kernel = ops.cast(kernel, x.dtype)
+    if kernel.shape[0] % 2 and kernel.shape[1] % 2:
+        return depthwise_same(x, kernel)
+    return ops.depthwise_conv(x, kernel, strides=1, padding="same")
+
+
+@tf.custom_gradient
+def depthwise_same(x, kernel):
+    """Stride-1 SAME depthwise convolution with an odd-sized constant kernel [k, k, C, 1].
+
+    Its input gradient is the same convolution with the kernel rotated 180 degrees, at every order (as
+    :func:`conv2d_same`): oneDNN's ``DepthwiseConv2dNativeBackpropInput`` took 10x the forward
+    filter's time in a 64x64 training step. No gradient for the kernel (a fixed filter).
+    """
+    y = tf.nn.depthwise_conv2d(x, kernel, strides=[1, 1, 1, 1], padding="SAME")
+
+    def gradient(dy):
+        return depthwise_same(dy, tf.reverse(kernel, [0, 1])), None
+
+    return y, gradient
 
 
 def upsample_nearest(x, factor=2):
