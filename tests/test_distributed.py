@@ -107,7 +107,7 @@ def check_replicas(summary, steps):
     assert not differ, f"replicas disagree on {differ}"
 
 
-def check_losses(scalars, steps):
+def check_losses(scalars, steps, rtol=1e-4):
     one, two = scalars
     tags = sorted(tag for tag in one if tag.startswith("Loss/"))
     assert {"Loss/D", "Loss/G"} <= set(tags) and sorted(t for t in two if t.startswith("Loss/")) == tags
@@ -115,7 +115,7 @@ def check_losses(scalars, steps):
         assert sorted(one[tag]) == sorted(two[tag]) == [8 * (i + 1) for i in range(steps)], tag
         a = np.array([one[tag][s] for s in sorted(one[tag])])
         b = np.array([two[tag][s] for s in sorted(two[tag])])
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=f"{tag} per step, 2 vs 1 replicas")
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=1e-5, err_msg=f"{tag} per step, 2 vs 1 replicas")
 
 
 NOISE_FLOOR = 1e-6  # sqrt(Adam velocity) under which a parameter's gradient is float noise
@@ -163,7 +163,8 @@ def test_two_mirrored_replicas_train_like_one(tmp_path):
     (the constant input, initialised to ones), which divides float noise by sqrt(1e-8) and, with
     Adam, makes 1- and 2-replica runs drift apart within a few steps even though every replica
     computes the right thing. With the default (instance-norm) generator the first 4 steps are
-    compared by their losses.
+    compared by their losses, to 1e-3: oneDNN's kernels round a batch of 4 and one of 8 differently,
+    and that drift reached 3e-4 by the 4th step (within 1e-4 under Eigen's kernels).
     """
     steps = 12
     summary, arrays, scalars = run_mirrored(
@@ -190,7 +191,7 @@ def test_two_mirrored_replicas_train_like_one(tmp_path):
         "train.total_kimg=0.032", "train.augment='ada'", "Augmentation.p=0.5", "Augmentation.interval=1",
         f"train.dataset='{tmp_path / 'classes'}'", "train.class_folders=True"])
     check_replicas(summary, 4)
-    check_losses(scalars, 4)
+    check_losses(scalars, 4, rtol=1e-3)
     p = [[run["Augment/p"][step] for step in sorted(run["Augment/p"])] for run in scalars]
     assert len(p[0]) == 4 and p[0] == pytest.approx(p[1]) and p[0] != [0.5] * 4
 
