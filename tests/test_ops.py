@@ -53,8 +53,8 @@ def _gradients_to_second_order(function, x):
 
 
 def _assert_same_to_second_order(function, reference, x):
-    ours, theirs = _gradients_to_second_order(function, x), _gradients_to_second_order(reference, x)
-    for ours, theirs in zip(ours, theirs):
+    expected = _gradients_to_second_order(reference, x)
+    for ours, theirs in zip(_gradients_to_second_order(function, x), expected):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
