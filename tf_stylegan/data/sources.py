@@ -1,5 +1,5 @@
-"""Where training images come from: 'emoji', official TFRecords, or an image folder (held in memory when
-it fits, else converted once to TFRecords in the cache and streamed from there)."""
+"""Where training images come from: 'emoji' (or 'emoji-groups'), official TFRecords, or an image folder
+(held in memory when it fits, else converted once to TFRecords in the cache and streamed from there)."""
 
 import json
 import os
@@ -21,17 +21,19 @@ from tf_stylegan.progress import Progress
 SKIPPED_FILE = "skipped.json"  # in a cached conversion: the files it left out, (path, reason)
 SOURCE_FILE = "source.json"  # ... and the folder and settings it converted
 RECORD_OVERHEAD = 64  # bytes per record beside the pixels: framing, shape and Example encoding (at most)
+EMOJI_DATASETS = {"emoji": False, "emoji-groups": True}  # name: by_group (labelled by emoji group)
 
 
 def load_dataset(spec, resolution=None, **folder_kwargs):
-    """``"emoji"`` (``resolution`` defaults to 64), a folder of ``<name>-rNN.tfrecords`` (``resolution``,
-    if given, must match), or an image folder (``resolution`` required). ``folder_kwargs`` go to
-    ``load_image_folder`` and are refused for the other two."""
-    if spec == "emoji" or (isinstance(spec, (str, os.PathLike)) and _has_tfrecords(spec)):
+    """``"emoji"`` or the class-conditional ``"emoji-groups"`` (``resolution`` defaults to 64), a folder
+    of ``<name>-rNN.tfrecords`` (``resolution``, if given, must match), or an image folder (``resolution``
+    required). ``folder_kwargs`` go to ``load_image_folder`` and are refused for the others."""
+    is_emoji = isinstance(spec, str) and spec in EMOJI_DATASETS
+    if is_emoji or (isinstance(spec, (str, os.PathLike)) and _has_tfrecords(spec)):
         if folder_kwargs:
             raise DataError(f"{spec}: options {sorted(folder_kwargs)} apply to image folders only")
-        if spec == "emoji":
-            return emoji_dataset(64 if resolution is None else resolution)
+        if is_emoji:
+            return emoji_dataset(64 if resolution is None else resolution, by_group=EMOJI_DATASETS[spec])
         images = read_tfrecords(spec)
         if resolution is not None and resolution != images.resolution:
             raise DataError(f"{spec}: the TFRecords are {images.resolution}x{images.resolution}, "
@@ -39,8 +41,8 @@ def load_dataset(spec, resolution=None, **folder_kwargs):
         return images
     folder = pathlib.Path(spec).expanduser()
     if not folder.is_dir():
-        raise DataError(f"{spec}: no such dataset (give 'emoji', a folder of <name>-rNN.tfrecords, "
-                        "or a folder of images)")
+        raise DataError(f"{spec}: no such dataset (give 'emoji', 'emoji-groups', a folder of "
+                        "<name>-rNN.tfrecords, or a folder of images)")
     if resolution is None:
         raise DataError(f"{spec}: an image folder needs a resolution (a power of two >= 4)")
     return load_image_folder(folder, resolution, **folder_kwargs)

@@ -18,14 +18,13 @@ generator during training); ``dataset`` a :class:`tf_stylegan.data.ImageDataset`
 import re
 import time
 
+from tf_stylegan.data.emoji import EmojiLabels, emoji_labels  # the classifier's classes
 from tf_stylegan.metrics.emoji_classifier import (
     CLASSIFIER_VERSION,
     EmojiFeatures,
-    EmojiLabels,
     build_classifier,
     classifier_weights,
     emoji_distance,
-    emoji_labels,
     train_classifier,
 )
 from tf_stylegan.metrics.emoji_fd import (

