@@ -156,14 +156,71 @@ def test_real_vs_real_is_zero_and_noise_scores_far_above_blur(features, emoji64,
         efd(ReplayGenerator(images[:, ::2, ::2]), dataset)
 
 
+def direct_precision_recall(real, fake, k):
+    """Precision and recall by their definition, one pair of rows at a time."""
+    def radius(row, rows):
+        return sorted(np.linalg.norm(rows - row, axis=1))[k]  # the 0-th is the row itself
+
+    def inside(points, manifold):
+        reach = [radius(row, manifold) for row in manifold]
+        return np.mean([any(np.linalg.norm(point - row) <= r for row, r in zip(manifold, reach))
+                        for point in points])
+
+    return inside(fake, real), inside(real, fake)
+
+
+def test_precision_recall_follow_their_definition():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(60, 5)), rng.normal(0.3, 1.2, size=(50, 5))
+    for k in (1, 3):
+        expected = direct_precision_recall(real, fake, k)
+        assert metrics.precision_recall(real, fake, k) == pytest.approx(expected, abs=1e-12)
+        assert metrics.precision_recall(real, fake, k, batch_size=7) == pytest.approx(expected, abs=1e-12)
+    assert metrics.precision_recall(real, real) == (1.0, 1.0)
+    # Two clusters of reals; generated rows from one only: all look real, half the reals are covered.
+    clusters = np.concatenate([rng.normal(size=(100, 5)), rng.normal(size=(100, 5)) + 20])
+    precision, recall = metrics.precision_recall(clusters, clusters[:100] + rng.normal(0, 0.01, (100, 5)))
+    assert precision == 1.0 and 0.45 < recall <= 0.5
+    assert metrics.precision_recall(real, fake + 100) == (0.0, 0.0)
+    with pytest.raises(metrics.MetricError, match="more than 3 feature rows of each kind, got 60 and 3"):
+        metrics.precision_recall(real, fake[:3])
+
+
+def test_emoji_precision_recall_by_name_see_collapse_and_blur(emoji64, tmp_path):
+    epr = metrics.metric_from_name("epr2k", num_images=300, cache_dir=str(tmp_path))
+    assert isinstance(epr, metrics.EmojiPR) and epr.name == "epr300" and epr.k == 3
+    assert metrics.metric_from_name("epr2k").name == "epr2k"
+    order = np.random.default_rng(0).permutation(len(emoji64))
+    dataset = data.ImageDataset.from_images("reals", emoji64[order[:600]])  # 300 drawn from these
+    others = emoji64[order[600:900]]  # other real emoji
+    real = epr(ReplayGenerator(others), dataset)
+    assert set(real) == {"epr300_precision", "epr300_recall"}
+    assert real["epr300_precision"] > 0.8 and real["epr300_recall"] > 0.8
+    collapsed = epr(ReplayGenerator(others[:10]), dataset)  # 10 real emoji, over and over
+    assert collapsed["epr300_precision"] == 1.0 and collapsed["epr300_recall"] < 0.05
+    blurred = epr(ReplayGenerator(metrics.gaussian_blur(others, 2)), dataset)
+    assert blurred["epr300_precision"] < real["epr300_precision"] and blurred["epr300_recall"] < 0.4
+    with pytest.raises(metrics.MetricError, match="RGB"):
+        epr(from_generator(tiny_generator(num_channels=1)), data.emoji_dataset(8))
+
+
 def test_calibration_orders_the_reference_points():
-    rows = {row["name"]: row["value"] for row in metrics.calibrate(num_images=400, print_fn=None)}
+    calibration = metrics.calibrate(num_images=400, print_fn=None)
+    rows = {row["name"]: row["value"] for row in calibration}
     assert rows["real"] < 2
     assert rows["real"] < rows["blur 1 px"] < rows["blur 2 px"] < rows["blur 4 px"] < rows["uniform noise"]
     assert rows["real"] < rows["32 px, nearest"] < rows["16 px, nearest"] < rows["8 px, nearest"]
     assert rows["16 px, nearest"] < rows["16 px, bilinear"]
     assert rows["half the subgroups"] > 3 * rows["real"]
     assert rows["uniform noise"] > 3 * rows["blur 2 px"] and rows["flat gray"] > rows["blur 4 px"]
+    precision = {row["name"]: row["precision"] for row in calibration}
+    recall = {row["name"]: row["recall"] for row in calibration}
+    assert precision["real"] > 0.85 and recall["real"] > 0.85
+    # Missing kinds: recall falls, precision does not; blur: recall falls most.
+    assert recall["half the subgroups"] < recall["real"] - 0.1 and precision["half the subgroups"] > 0.85
+    assert recall["real"] > recall["blur 1 px"] > recall["blur 2 px"] > recall["blur 4 px"]
+    assert precision["blur 1 px"] < precision["real"] - 0.1
+    assert precision["uniform noise"] < 0.2 and precision["flat gray"] == recall["flat gray"] == 0.0
 
 
 def test_efd_by_name_through_evaluate_and_the_cli(tmp_path, capsys):

@@ -141,5 +141,6 @@ def metric_curves(run_dir, names=None, marks=None, size=(560, 300)):
     for name in names:
         points = [(record["kimg"], record[name]) for record in records if name in record]
         xs, ys = zip(*points)
-        panels.append(line_chart(xs, ys, f"{name} of Gs (lower is better)", marks=marks, size=size))
+        better = "higher" if name.endswith(("_precision", "_recall")) else "lower"
+        panels.append(line_chart(xs, ys, f"{name} of Gs ({better} is better)", marks=marks, size=size))
     return np.concatenate(panels, axis=0)

@@ -1,4 +1,5 @@
-"""``metrics`` (FID / KID / EFD / PPL of a generator) and ``curve`` (a run's logged metrics as a chart)."""
+"""``metrics`` (FID / KID / EFD / EPR / PPL of a generator) and ``curve`` (a run's logged metrics as a
+chart)."""
 
 import json
 import os
@@ -8,7 +9,7 @@ from tf_stylegan.cli.common import add_command, add_option, fail, output_path, w
 
 
 def metrics(args):
-    """FID / KID / EFD / PPL of a generator: a result line per metric, and JSON with --json."""
+    """FID / KID / EFD / EPR / PPL of a generator: a result line per metric, and JSON with --json."""
     from tf_stylegan import metrics as metrics_lib
     from tf_stylegan.data import DataError, load_dataset
     from tf_stylegan.deploy.inference import LoadError
@@ -50,20 +51,21 @@ def curve(args):
 
 def add_parsers(commands):
     parser = add_command(
-        commands, "metrics", "FID, KID, emoji Fréchet distance and perceptual path length of a generator", [
+        commands, "metrics", "FID, KID, the emoji meters and perceptual path length of a generator", [
             ("tf-stylegan metrics fid50k --model runs/ffhq --data datasets/ffhq",
              "FID, 50k generated vs 50k real"),
             "tf-stylegan metrics fid10k --model exported/stylegan --data emoji --json fid.json",
             "tf-stylegan metrics ppl_wend ppl_zfull --model ffhq-1024 --lpips-weights lpips_vgg16.npz",
             ("tf-stylegan metrics efd2k --model runs/emoji --data emoji", "the emoji quality meter"),
+            ("tf-stylegan metrics epr2k --model runs/emoji --data emoji", "its precision and recall"),
         ])
     parser.add_argument("names", nargs="+", metavar="METRIC", help="fid50k (fid<N>k), kid50k (kid<N>k), "
-                        "efd2k (efd<N>k), ppl_zfull, ppl_wfull, ppl_zend, ppl_wend")
+                        "efd2k (efd<N>k), epr2k (epr<N>k), ppl_zfull, ppl_wfull, ppl_zend, ppl_wend")
     parser.add_argument("--model", required=True, help="export, snapshot, run directory or official .pkl")
-    parser.add_argument("--data", help="real images for FID / KID / EFD: 'emoji', a TFRecord folder or an "
-                        "image folder")
+    parser.add_argument("--data", help="real images for FID / KID / EFD / EPR: 'emoji', a TFRecord folder "
+                        "or an image folder")
     add_option(parser, "num-images", type=int,
-               help="FID / KID: images of each kind; EFD: generated images (default: from the name)")
+               help="FID / KID / EPR: images of each kind; EFD: generated images (default: from the name)")
     add_option(parser, "num-samples", type=int, help="PPL: samples (default 100,000)")
     add_option(parser, "inception-weights", default="imagenet",
                help="'imagenet' (Keras's cached file or a download) or the notop .h5 path")

@@ -29,6 +29,7 @@ from tf_stylegan.metrics.emoji_classifier import (
 )
 from tf_stylegan.metrics.emoji_fd import (
     EmojiFD,
+    EmojiPR,
     calibrate,
     calibration_sets,
     gaussian_blur,
@@ -47,6 +48,7 @@ from tf_stylegan.metrics.inception import (
     generated_feature_batches,
     generated_statistics,
     kernel_inception_distance,
+    precision_recall,
     real_feature_batches,
     real_features,
     real_statistics,
@@ -68,15 +70,15 @@ from tf_stylegan.metrics.ppl import (
 )
 
 __all__ = [  # the package's API: the modules' names, and running metrics by name
-    "CLASSIFIER_VERSION", "EmojiFD", "EmojiFeatures", "EmojiLabels", "FID", "FeatureDistance",
+    "CLASSIFIER_VERSION", "EmojiFD", "EmojiFeatures", "EmojiPR", "EmojiLabels", "FID", "FeatureDistance",
     "INCEPTION_SIZE", "INCEPTION_WEIGHTS_FILE", "INCEPTION_WEIGHTS_URL", "InceptionFeatures", "KID",
     "LPIPS_VGG_CHANNELS", "LPIPS_VGG_LAYERS", "METRIC_NAMES", "MetricError", "PPL", "PPL_EPSILON",
     "PPL_SAMPLINGS", "PPL_SPACES", "StreamingMoments", "build_classifier", "calibrate", "calibration_sets",
     "classifier_weights", "dataset_fingerprint", "emoji_distance", "emoji_labels", "evaluate",
-    "filtered_mean",
-    "frechet_distance", "gaussian_blur", "generated_feature_batches", "generated_statistics",
+    "filtered_mean", "frechet_distance", "gaussian_blur", "generated_feature_batches", "generated_statistics",
     "kernel_inception_distance", "lpips_vgg16", "metric_from_name", "path_length_samples", "ppl_crop",
-    "ppl_inputs", "prepare", "real_feature_batches", "real_features", "real_statistics", "slerp_directions",
+    "ppl_inputs", "precision_recall", "prepare", "real_feature_batches", "real_features", "real_statistics",
+    "slerp_directions",
     "train_classifier",
 ]
 
@@ -102,19 +104,21 @@ def evaluate(metrics, generator, dataset=None, print_fn=print):
     return results
 
 
-METRIC_NAMES = ("fid50k (or fid<N>k), kid50k (or kid<N>k), efd2k (or efd<N>k), ppl_zfull, ppl_wfull, "
+METRIC_NAMES = ("fid50k (or fid<N>k), kid50k (or kid<N>k), efd2k (or efd<N>k), epr2k (or epr<N>k), "
+                "ppl_zfull, ppl_wfull, "
                 "ppl_zend, ppl_wend")
 
 
 def metric_from_name(name, num_images=None, num_samples=None, inception_weights="imagenet", distance=None,
                      batch_size=None, cache_dir=None):
-    """The metric the official code calls ``name`` (fid50k, ppl_wend, ...), or the emoji Fréchet distance
-    (efd2k), with optional overrides; PPL needs ``distance`` (e.g. :func:`lpips_vgg16`)."""
-    match = re.fullmatch(r"efd(\d+)k", name)
+    """The metric the official code calls ``name`` (fid50k, ppl_wend, ...), or an emoji meter (efd2k,
+    epr2k), with optional overrides; PPL needs ``distance`` (e.g. :func:`lpips_vgg16`)."""
+    match = re.fullmatch(r"(efd|epr)(\d+)k", name)
     if match:
-        count = int(match.group(1)) * 1000 if num_images is None else num_images
-        return EmojiFD(count, batch_size=64 if batch_size is None else batch_size, cache_dir=cache_dir,
-                       name=name if num_images is None else None)
+        count = int(match.group(2)) * 1000 if num_images is None else num_images
+        metric = EmojiFD if match.group(1) == "efd" else EmojiPR
+        return metric(count, batch_size=64 if batch_size is None else batch_size, cache_dir=cache_dir,
+                      name=name if num_images is None else None)
     match = re.fullmatch(r"(fid|kid)(\d+)k", name)
     if match:
         count = int(match.group(2)) * 1000 if num_images is None else num_images

@@ -1,11 +1,13 @@
-"""The quality meter of the default dataset: the emoji Fréchet distance (EFD), and its calibration.
+"""The quality meter of the default dataset: the emoji Fréchet distance (EFD), its calibration, and
+precision and recall in the same embedding (EPR).
 
 EFD is FID's procedure in the 128-value embedding of the emoji classifier
 (:mod:`tf_stylegan.metrics.emoji_classifier`) instead of Inception-v3's 2,048: the Fréchet distance
 between the embeddings of N generated images (no truncation, fresh noise, latents and noise from fixed
 seeds) and of every real image (their statistics cached). Nothing is downloaded, and 2,000 images take
 seconds to embed on a CPU (generating them is the cost), so every change to training can be judged by a
-number. :func:`calibrate` says what a value means.
+number. :func:`calibrate` says what a value means. EPR splits what EFD mixes: whether the images look
+real (precision) and whether they cover the real ones' variety (recall).
 """
 
 import numpy as np
@@ -21,12 +23,42 @@ from tf_stylegan.metrics.inception import (
     StreamingMoments,
     frechet_distance,
     generated_classes,
+    generated_feature_batches,
     generated_statistics,
+    precision_recall,
+    real_features,
     real_statistics,
 )
 
 
-class EmojiFD(FeatureMetric):
+class _EmojiMetric(FeatureMetric):
+    """What the emoji metrics share: the classifier's embedding and the real images' dataset
+    (``reference``, e.g. 'emoji' for a run on a subset; None: the training data)."""
+
+    def __init__(self, num_images, classifier, batch_size, cache_dir, seed, name, reference):
+        self.classifier = classifier
+        self.reference = reference
+        super().__init__(num_images, batch_size, cache_dir, seed, name)
+
+    def build_extractor(self):
+        """The classifier's embedding (training it first only when the packaged weights are missing)."""
+        return EmojiFeatures(self.classifier)
+
+    def _inputs(self, generator, dataset, print_fn):
+        """(the generated images' classes, the real images' dataset), checked."""
+        classes = generated_classes(generator, dataset, self.num_images, self.seed)
+        if self.reference is not None and dataset is not None:
+            from tf_stylegan.data import load_dataset
+
+            dataset = load_dataset(self.reference, dataset.resolution)
+        self._check(generator, dataset, print_fn)
+        if dataset.num_channels != 3:
+            raise MetricError(f"the emoji metrics measure RGB images; {dataset.name} has "
+                              f"{dataset.num_channels} channel(s)")
+        return classes, dataset
+
+
+class EmojiFD(_EmojiMetric):
     """Emoji Fréchet distance between ``num_images`` generated images and every real image of the
     dataset, or of ``reference`` (a dataset spec, e.g. 'emoji' for runs on a subset) (efd2k: 2,000
     generated). ``classifier``: see :class:`EmojiFeatures` (None: the packaged
@@ -39,29 +71,42 @@ class EmojiFD(FeatureMetric):
 
     def __init__(self, num_images=2000, classifier=None, batch_size=64, cache_dir=None, seed=0, name=None,
                  reference=None):
-        self.classifier = classifier
-        self.reference = reference  # the real images' dataset ('emoji', a path); None: the training one
-        super().__init__(num_images, batch_size, cache_dir, seed, name)
-
-    def build_extractor(self):
-        """The classifier's embedding (training it first only when the packaged weights are missing)."""
-        return EmojiFeatures(self.classifier)
+        super().__init__(num_images, classifier, batch_size, cache_dir, seed, name, reference)
 
     def __call__(self, generator, dataset, print_fn=None):
-        classes = generated_classes(generator, dataset, self.num_images, self.seed)
-        if self.reference is not None and dataset is not None:  # e.g. the whole set for a run on a subset
-            from tf_stylegan.data import load_dataset
-
-            dataset = load_dataset(self.reference, dataset.resolution)
-        self._check(generator, dataset, print_fn)
-        if dataset.num_channels != 3:
-            raise MetricError(f"EmojiFD measures RGB images; {dataset.name} has "
-                              f"{dataset.num_channels} channel(s)")
+        classes, dataset = self._inputs(generator, dataset, print_fn)
         real = real_statistics(dataset, self.extractor, dataset.num_images, self.batch_size, self.cache_dir,
                                print_fn)
         fake = generated_statistics(generator, self.extractor, self.num_images, self.batch_size, self.seed,
                                     classes)
         return {self.name: frechet_distance(fake.mean, fake.covariance, real.mean, real.covariance)}
+
+
+class EmojiPR(_EmojiMetric):
+    """Precision and recall (:func:`precision_recall`, ``k`` nearest neighbours) of ``num_images``
+    generated images against as many real ones (a seeded draw from the dataset, or from ``reference``;
+    all of them when it holds fewer), in the emoji classifier's embedding: epr2k gives
+    ``epr2k_precision`` and ``epr2k_recall``, each from 0 to 1, higher is better. A generator that
+    makes one convincing image per class scores a high precision and a low recall."""
+
+    kind = "epr"
+
+    def __init__(self, num_images=2000, k=3, classifier=None, batch_size=64, cache_dir=None, seed=0,
+                 name=None, reference=None):
+        self.k = int(k)
+        super().__init__(num_images, classifier, batch_size, cache_dir, seed, name, reference)
+
+    def __call__(self, generator, dataset, print_fn=None):
+        classes, dataset = self._inputs(generator, dataset, print_fn)
+        real = real_features(dataset, self.extractor, dataset.num_images, self.batch_size, self.cache_dir,
+                             print_fn)
+        if len(real) > self.num_images:
+            real = real[np.sort(np.random.default_rng(self.seed).choice(len(real), self.num_images,
+                                                                        replace=False))]
+        fake = np.concatenate(list(generated_feature_batches(generator, self.extractor, self.num_images,
+                                                             self.batch_size, self.seed, classes)))
+        precision, recall = precision_recall(real, fake, self.k)
+        return {f"{self.name}_precision": precision, f"{self.name}_recall": recall}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -125,26 +170,30 @@ def calibration_sets(num_images=2000, seed=0):
 
 
 def calibrate(num_images=2000, classifier=None, seed=0, print_fn=print):
-    """The meter on :func:`calibration_sets`: prints a table and returns its rows as dicts
-    (name, description, value)."""
+    """The meters on :func:`calibration_sets`: prints a table and returns its rows as dicts (name,
+    description, value: the Fréchet distance, precision and recall with k = 3)."""
     extractor = EmojiFeatures(classifier)
     reference_images, rows = calibration_sets(num_images, seed)
 
-    def moments(images):
-        statistics = StreamingMoments(extractor.model.output_shape[-1])
-        statistics.update(extractor(images))
+    def moments(features):
+        statistics = StreamingMoments(features.shape[-1])
+        statistics.update(features)
         return statistics
 
-    reference = moments(reference_images)
+    reference_features = extractor(reference_images)
+    reference = moments(reference_features)
     if print_fn:
-        print_fn(f"emoji Fréchet distance calibration ({extractor.identity}): "
+        print_fn(f"emoji meter calibration ({extractor.identity}): "
                  f"reference {len(reference_images)} real emoji at 64 px, {num_images} images per row")
-        print_fn(f"{'row':<20} {'efd':>8}   images")
+        print_fn(f"{'row':<20} {'efd':>8} {'precision':>9} {'recall':>6}   images")
     results = []
     for name, description, images in rows:
-        statistics = moments(images)
+        features = extractor(images)
+        statistics = moments(features)
         value = frechet_distance(statistics.mean, statistics.covariance, reference.mean, reference.covariance)
-        results.append(dict(name=name, description=description, value=value))
+        precision, recall = precision_recall(reference_features, features)
+        results.append(dict(name=name, description=description, value=value, precision=precision,
+                            recall=recall))
         if print_fn:
-            print_fn(f"{name:<20} {value:8.2f}   {description}")
+            print_fn(f"{name:<20} {value:8.2f} {precision:9.3f} {recall:6.3f}   {description}")
     return results

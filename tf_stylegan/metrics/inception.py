@@ -1,5 +1,6 @@
 """FID and KID: Inception-v3 features of real and generated images, their streaming statistics
-(cached for the real data), the Fréchet distance and the kernel Inception distance."""
+(cached for the real data), the Fréchet distance, the kernel Inception distance, and precision and
+recall over any features."""
 
 import abc
 import hashlib
@@ -295,6 +296,32 @@ def kernel_inception_distance(real, fake, num_subsets=100, max_subset_size=1000,
         across = (x @ y.T / dimension + 1) ** 3
         total += (within.sum() - np.diag(within).sum()) / (size - 1) - across.sum() * 2 / size
     return float(total / num_subsets / size)
+
+
+def precision_recall(real, fake, k=3, batch_size=1000):
+    """Improved precision and recall (Kynkäänniemi et al. 2019; StyleGAN2-ADA's pr50k3 uses k = 3): a
+    set's manifold is the union of balls around its rows, each reaching the row's k-th nearest other
+    row. Precision is the share of generated rows inside the reals' manifold (are the images like real
+    ones?), recall the share of real rows inside the generated one (is every kind of real image made?).
+    Returns (precision, recall); distances are Euclidean, computed ``batch_size`` rows at a time."""
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    if min(len(real), len(fake)) <= k:
+        raise MetricError(f"precision and recall with k={k} need more than {k} feature rows of each kind, "
+                          f"got {len(real)} and {len(fake)}")
+
+    def squared_distances(rows, others):  # [len(rows), len(others)]
+        return np.maximum((rows ** 2).sum(1)[:, None] + (others ** 2).sum(1)[None] - 2 * rows @ others.T, 0)
+
+    def radii(rows):  # squared distance of each row to its k-th nearest other row (the 0-th is itself)
+        return np.concatenate([np.partition(squared_distances(rows[i:i + batch_size], rows), k, axis=1)[:, k]
+                               for i in range(0, len(rows), batch_size)])
+
+    def inside(points, manifold):
+        reach = radii(manifold)
+        return np.concatenate([(squared_distances(points[i:i + batch_size], manifold) <= reach).any(1)
+                               for i in range(0, len(points), batch_size)]).mean()
+
+    return float(inside(fake, real)), float(inside(real, fake))
 
 
 class FeatureMetric(abc.ABC):

@@ -19,7 +19,7 @@ import os
 import gin
 from tf_stylegan import data
 from tf_stylegan.files import write_atomically
-from tf_stylegan.metrics import FID, KID, PPL, EmojiFD, FeatureDistance, lpips_vgg16
+from tf_stylegan.metrics import FID, KID, PPL, EmojiFD, EmojiPR, FeatureDistance, lpips_vgg16
 from tf_stylegan.nn import discriminator, generator
 from tf_stylegan.training import augment, losses, schedule
 from tf_stylegan.training.checkpoints import CHECKPOINT_DIR
@@ -54,6 +54,7 @@ training_schedule = gin.configurable("training_schedule", module="tf_stylegan")(
 gin.configurable("FID", module="tf_stylegan")(FID)
 gin.configurable("KID", module="tf_stylegan")(KID)
 gin.configurable("EmojiFD", module="tf_stylegan")(EmojiFD)
+gin.configurable("EmojiPR", module="tf_stylegan")(EmojiPR)
 gin.configurable("PPL", module="tf_stylegan")(PPL)
 gin.configurable("FeatureDistance", module="tf_stylegan")(FeatureDistance)
 gin.configurable("lpips_vgg16", module="tf_stylegan")(lpips_vgg16)
@@ -104,7 +105,7 @@ def train(
     image_snapshot_kimg=10,
     tick_kimg=None,
     metrics=(),  # e.g. [@FID()] (FID.num_images = 50000, FID.inception_weights = 'imagenet' or a path),
-                 # [@EmojiFD()]
+                 # [@EmojiFD()], [@EmojiPR()]
     metrics_kimg=None,  # metrics interval in kimg (None: at the end only)
     max_skipped_steps=10,  # stop after this many consecutive steps with non-finite gradients
                            # (updates skipped)
