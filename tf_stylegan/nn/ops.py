@@ -88,16 +88,22 @@ def scaled_noise(noise, strength):
 
 
 def modulated_epilogue(x, noise, strength, bias, scale, shift, nonlinearity, use_pixel_norm,
-                       use_instance_norm, epsilon):
+                       use_instance_norm, epsilon, after_conv=False):
     """The synthesis layer epilogue after the conv.
 
     ``x + noise * strength`` (noise [N, H, W, 1] or None) -> ``+ bias`` -> activation ->
     [pixel norm] -> [instance norm] -> ``x * scale + shift`` (scale and shift [N, 1, 1, C]
     or None). Normalisation and modulation are applied as a single scale and shift.
+    ``after_conv``: ``x`` comes straight from a stride-1 conv; the bias is then added first (a
+    ``BiasAdd``, equal up to float rounding), so that oneDNN fuses the conv, the bias, the noise's add
+    and the activation into one kernel instead of three more passes over the maps. (After the blur's
+    depthwise filter the same order makes TensorFlow 2.21's remapper fail on the whole graph.)
     """
+    if after_conv:
+        x = tf.nn.bias_add(x, bias)
     if noise is not None:
         x = x + scaled_noise(noise, strength)
-    x = activation(x + bias, nonlinearity)
+    x = activation(x if after_conv else x + bias, nonlinearity)
     if use_pixel_norm:
         x = pixel_norm(x, epsilon=epsilon)
     return adaptive_instance_norm(x, scale, shift, use_instance_norm, epsilon)

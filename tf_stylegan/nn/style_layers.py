@@ -105,8 +105,9 @@ class LayerEpilogue(keras.layers.Layer):
     """
 
     def __init__(self, use_noise=True, use_pixel_norm=False, use_instance_norm=True, use_styles=True,
-                 nonlinearity="lrelu", use_wscale=True, seed=None, **kwargs):
+                 nonlinearity="lrelu", use_wscale=True, seed=None, after_conv=False, **kwargs):
         super().__init__(**kwargs)
+        self.after_conv = bool(after_conv)  # the input comes straight from a conv (see modulated_epilogue)
         self.use_noise = use_noise
         self.use_pixel_norm = use_pixel_norm
         self.use_instance_norm = use_instance_norm
@@ -134,7 +135,7 @@ class LayerEpilogue(keras.layers.Layer):
         scale, shift = self.adain.modulation(w, x.dtype)
         return sg_ops.modulated_epilogue(
             x, noise, strength, ops.cast(self.bias, x.dtype), scale, shift, self.nonlinearity,
-            self.use_pixel_norm, self.use_instance_norm, self.adain.epsilon,
+            self.use_pixel_norm, self.use_instance_norm, self.adain.epsilon, self.after_conv,
         )
 
     def compute_output_shape(self, x_shape, w_shape=None):
@@ -145,6 +146,7 @@ class LayerEpilogue(keras.layers.Layer):
             **super().get_config(), "use_noise": self.use_noise, "use_pixel_norm": self.use_pixel_norm,
             "use_instance_norm": self.use_instance_norm, "use_styles": self.use_styles,
             "nonlinearity": self.nonlinearity, "use_wscale": self.use_wscale, "seed": self.seed,
+            "after_conv": self.after_conv,
         }
 
 

@@ -68,11 +68,12 @@ class SynthesisBlock(keras.layers.Layer):
                                          use_wscale=use_wscale, name="conv0_up")
             if blur_filter is not None:
                 self.blur = Blur(blur_filter, name="blur")
-        self.epilogue0 = LayerEpilogue(seed=seed, name="epilogue0", **epilogue_args)
+        self.epilogue0 = LayerEpilogue(seed=seed, after_conv=self.conv0 is not None and self.blur is None
+                                       and not fused, name="epilogue0", **epilogue_args)
         self.conv1 = EqualizedConv2D(filters, 3, gain=gain, use_bias=False, use_wscale=use_wscale,
                                      name="conv1")
-        self.epilogue1 = LayerEpilogue(seed=None if seed is None else seed + 1, name="epilogue1",
-                                       **epilogue_args)
+        self.epilogue1 = LayerEpilogue(seed=None if seed is None else seed + 1, after_conv=True,
+                                       name="epilogue1", **epilogue_args)
 
     def build(self, x_shape, w_shape=None):
         size, filters = self.resolution, self.filters
