@@ -105,8 +105,7 @@ def evaluate(metrics, generator, dataset=None, print_fn=print):
 
 
 METRIC_NAMES = ("fid50k (or fid<N>k), kid50k (or kid<N>k), efd2k (or efd<N>k), epr2k (or epr<N>k), "
-                "ppl_zfull, ppl_wfull, "
-                "ppl_zend, ppl_wend")
+                "ppl_zfull, ppl_wfull, ppl_zend, ppl_wend")
 
 
 def metric_from_name(name, num_images=None, num_samples=None, inception_weights="imagenet", distance=None,
