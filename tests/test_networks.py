@@ -1,5 +1,7 @@
 """Behaviour of the Generator and Discriminator: shapes, sizes, truncation, mixing, training, noise, lod."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -319,6 +321,34 @@ def test_generator_lod1_is_upsampled_half_resolution():
     finally:
         generator.lod.assign(0.0)
     np.testing.assert_array_equal(synth(generator, dlatents), full)
+
+
+@pytest.mark.parametrize("lod", [0.0, 0.25, 1.0, 1.5, 2.0, 2.7])
+def test_fixed_lod_equals_the_lod_variable(lod):
+    generator = perturb(small_generator(32, mapping_layers=3), seed=5)
+    dlatents = np.random.default_rng(21).standard_normal((2, generator.num_layers, LATENT)).astype(np.float32)
+    try:
+        generator.lod.assign(lod)
+        from_variable = np.asarray(generator.synthesis(dlatents, randomize_noise=False))
+    finally:
+        generator.lod.assign(0.0)
+    fixed = np.asarray(generator.synthesis(dlatents, randomize_noise=False, lod=lod))
+    # Equal up to rounding: the variable's blend of weight 1 is a + (b - a), the fixed lod's is b.
+    np.testing.assert_allclose(fixed, from_variable, rtol=0, atol=1e-5)
+
+
+def test_fixed_lod0_computes_only_the_top_to_rgb():
+    generator = small_generator(32, mapping_layers=3)
+    dlatents = tf.zeros((1, generator.num_layers, LATENT))
+
+    def to_rgb_sizes(**kwargs):
+        graph = tf.function(lambda w: generator.synthesis(w, **kwargs)).get_concrete_function(dlatents).graph
+        return {int(match.group(1)) for op in graph.get_operations()
+                for match in [re.search(r"/to_rgb(\d+)", op.name)] if match}
+
+    assert to_rgb_sizes(lod=0.0) == {32}
+    assert to_rgb_sizes(lod=1.5) == {8, 16}  # 32 px: all upsampled 16 px; 8 px: half of the 16 px blend
+    assert to_rgb_sizes() == {4, 8, 16, 32}
 
 
 def test_discriminator_lod1_ignores_finest_details():

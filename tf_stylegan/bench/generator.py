@@ -18,8 +18,8 @@ def generator_inference(resolution, batch=4, repeats=5, truncation_psi=0.7, **ge
     z = tf.random.normal([batch, generator.latent_size])
     gflop = 2 * batch * generator.macs_per_sample() / 1e9
 
-    def eager():
-        return generator(z, truncation_psi=truncation_psi)
+    def eager():  # at a fixed lod 0, as the inference of a trained network (deploy.signatures)
+        return generator(z, truncation_psi=truncation_psi, lod=0.0)
 
     compiled = tf.function(eager)
     measurements = [

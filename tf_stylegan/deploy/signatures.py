@@ -105,6 +105,9 @@ class GeneratorModule(tf.Module):
         self.truncation_cutoff = generator.truncation_cutoff
         self.default_truncation_psi = generator.truncation_psi
         self.label_size = generator.label_size
+        # A network at lod 0 (trained to the end, or imported) stays there: its signatures are traced
+        # at a fixed lod 0, which skips the lower levels' ToRGB layers and blends.
+        self._fixed_lod = 0.0 if float(generator.lod.numpy()) == 0 else None
         self._noise_layers = [epilogue.noise for block in generator.synthesis.blocks
                               for epilogue in (block.epilogue0, block.epilogue1)]
         self._use_noise = all(layer is not None for layer in self._noise_layers)
@@ -208,7 +211,7 @@ class GeneratorModule(tf.Module):
 
     def _raw_images(self, dlatents, noise=None):
         """float32 images [N, H, W, C] whatever the generator computes in (float16 exports)."""
-        images = self.generator.synthesis(dlatents, randomize_noise=False, noise=noise)
+        images = self.generator.synthesis(dlatents, randomize_noise=False, noise=noise, lod=self._fixed_lod)
         return tf.cast(images, tf.float32)
 
     def _noise(self, noise_seeds, noise_scale):

@@ -128,7 +128,7 @@ class Generator(keras.Model):
 
     def call(self, z, training=False, truncation_psi=None, truncation_cutoff=None, randomize_noise=True,
              return_dlatents=False, resolution=None, noise=None, mixing_latents=None, mixing_cutoff=None,
-             style_mixing=True, labels=None):
+             style_mixing=True, labels=None, lod=None):
         """Maps z and synthesises images.
 
         Inference (``training=False``): truncation with ``truncation_psi`` / ``truncation_cutoff``
@@ -137,8 +137,9 @@ class Generator(keras.Model):
         that draws its own randomness passes ``mixing_latents`` (the second z) and
         ``mixing_cutoff`` (the crossover layer; ``num_layers`` for no mixing) and ``noise``;
         ``style_mixing=False`` turns the regularization off (the official reference iterations).
-        ``resolution`` and ``noise``: see :meth:`SynthesisNetwork.call`. A class-conditional generator
-        takes ``labels`` [N, label_size] (one-hot rows); the mixing latents map with the same labels.
+        ``resolution``, ``noise`` and ``lod``: see :meth:`SynthesisNetwork.call`. A class-conditional
+        generator takes ``labels`` [N, label_size] (one-hot rows); the mixing latents map with the same
+        labels.
         Returns images, or (images, dlatents) with ``return_dlatents``.
         """
         dlatents = self.mapping(z, labels)  # [N, num_layers, dlatent_size]
@@ -150,7 +151,8 @@ class Generator(keras.Model):
                 dlatents = self.style_mixing_regularization(z, dlatents, labels)
         else:
             dlatents = self.truncate(dlatents, truncation_psi, truncation_cutoff)
-        images = self.synthesis(dlatents, randomize_noise=randomize_noise, resolution=resolution, noise=noise)
+        images = self.synthesis(dlatents, randomize_noise=randomize_noise, resolution=resolution, noise=noise,
+                                lod=lod)
         return (images, dlatents) if return_dlatents else images
 
     def update_w_avg(self, dlatents):

@@ -210,14 +210,17 @@ class SynthesisNetwork(keras.layers.Layer):
         top = resolution_log2(resolution or self.resolution)
         return [2 ** (i // 2 + 2) for i in range(2 * top - 2)]
 
-    def call(self, dlatents, randomize_noise=True, resolution=None, noise=None):
+    def call(self, dlatents, randomize_noise=True, resolution=None, noise=None, lod=None):
         """Images [N, resolution, resolution, C] from dlatents [N, num_layers, dlatent_size].
 
         ``resolution`` (default: the full one) computes only the blocks up to it: the
         result equals the full network's output box-downsampled to that size whenever
         ``lod >= log2(self.resolution / resolution)`` (progressive growing never asks for
         less detail than the lod allows). ``noise`` optionally gives each computed layer's
-        noise [N, size, size, 1] (see :meth:`noise_sizes`) instead of drawing it.
+        noise [N, size, size, 1] (see :meth:`noise_sizes`) instead of drawing it. ``lod``, a
+        Python number, fixes the level of detail when the function is traced instead of reading
+        the ``lod`` variable: the ToRGB layers and blends that it leaves out are not computed
+        (at lod 0, every lower level's; inference of a trained network).
         """
         if tuple(dlatents.shape[1:]) != (self.num_layers, self.dlatent_size):
             raise ValueError(
@@ -232,19 +235,36 @@ class SynthesisNetwork(keras.layers.Layer):
                              f"got {len(noise)}")
         noise = noise or [None] * (2 * top - 2)
         dlatents = ops.cast(dlatents, self.compute_dtype)
-        lod = ops.cast(self.lod, self.compute_dtype)
+        blend_weights = self.blend_weights(top, lod)
+        fixed = lod is not None
+        # With a fixed lod, the levels before the last one of weight 0 do not reach the output.
+        first_used = max(index for index, weight in enumerate(blend_weights)
+                         if weight is None or (fixed and weight == 0))
         x = images = None
         for index in range(top - 1):
-            block, to_rgb = self.blocks[index], self.to_rgb[index]
+            block, to_rgb, weight = self.blocks[index], self.to_rgb[index], blend_weights[index]
             x = block(x, dlatents[:, 2 * index], dlatents[:, 2 * index + 1], randomize_noise=randomize_noise,
                       noise=noise[2 * index:2 * index + 2])
-            level_images = to_rgb(x)
-            if images is None:
-                images = level_images
+            if index < first_used:
+                continue
+            if images is None or (fixed and weight == 0):
+                images = to_rgb(x)
+            elif fixed and weight == 1:
+                images = sg_ops.upsample_nearest(images)
             else:
-                level = self.resolution_log2 - (index + 2)  # 0 at the output resolution
-                images = sg_ops.lerp_clip(level_images, sg_ops.upsample_nearest(images), lod - level)
+                images = sg_ops.lerp_clip(to_rgb(x), sg_ops.upsample_nearest(images), weight)
         return images
+
+    def blend_weights(self, top, lod=None):
+        """The weight of the upsampled lower level in each level's blend up to ``2 ** top`` px: a
+        float from a fixed ``lod``, else a tensor from the ``lod`` variable (None for 4 px, whose
+        images start the blend)."""
+        variable_lod = ops.cast(self.lod, self.compute_dtype) if lod is None else None
+        weights = [None]
+        for index in range(1, top - 1):
+            level = self.resolution_log2 - (index + 2)  # 0 at the output resolution
+            weights.append(variable_lod - level if lod is None else min(max(float(lod) - level, 0.0), 1.0))
+        return weights
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.resolution, self.resolution, self.num_channels)
