@@ -166,8 +166,10 @@ def test_pixel_norm_other_axis(rng):
                                rtol=1e-4, atol=1e-5)
 
 
-def test_instance_norm_and_stats(rng):
-    x = normal(rng, 2, 5, 3, 4) * 4.0 - 1.0
+@pytest.mark.parametrize("height, width", [(5, 3), (64, 64), (128, 64)],
+                         ids=["moments", "matmul", "matmul-wide"])
+def test_instance_norm_and_stats(rng, height, width):
+    x = normal(rng, 2, height, width, 4) * 4.0 - 1.0
     x64 = x.astype(np.float64)
     mean = x64.mean(axis=(1, 2), keepdims=True)
     var = x64.var(axis=(1, 2), keepdims=True)  # biased
@@ -175,6 +177,14 @@ def test_instance_norm_and_stats(rng):
     assert got_mean.shape == got_inv_std.shape == (2, 1, 1, 4)
     np.testing.assert_allclose(got_mean, mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got_inv_std, 1.0 / np.sqrt(var + 1e-8), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
+def test_instance_norm_stats_keep_the_input_dtype_on_the_matmul_path(rng, dtype):
+    x = tf.cast(normal(rng, 2, 64, 64, 3) * 2.0 + 1.0, dtype)
+    mean, inv_std = sg.instance_norm_stats(x)
+    assert mean.dtype == inv_std.dtype == x.dtype
+    np.testing.assert_allclose(np.asarray(tf.cast(inv_std, tf.float64)), 0.5, rtol=0.05)
 
 
 def test_adaptive_instance_norm_without_scale(rng):

@@ -68,21 +68,30 @@ def pixel_norm(x, axis=-1, epsilon=NORM_EPSILON):
     return x * ops.cast(inv_norm, x.dtype)
 
 
+# Maps of at least this many pixels take their instance-norm statistics as matmuls.
+MATMUL_STATS_MIN_PIXELS = 64 * 64
+
+
 def instance_norm_stats(x, epsilon=NORM_EPSILON):
     """Per-sample, per-channel mean and 1/std over H and W (biased variance, eps inside; taken in
     float32 under mixed precision, returned in ``x``'s dtype).
 
-    Returns two tensors of shape [N, 1, 1, C]. The averages over H and W are matrix products with a
-    row of 1 / (H * W) (centred variance, as ``moments``): on the CPU oneDNN's matmul is faster than
-    TensorFlow's mean over a large map and accumulates more exactly.
+    Returns two tensors of shape [N, 1, 1, C]. From ``MATMUL_STATS_MIN_PIXELS`` on, the averages over
+    H and W are matrix products with a row of 1 / (H * W) (centred variance, as ``moments``): on the CPU
+    oneDNN's matmul is faster than TensorFlow's mean over a large map and accumulates more exactly.
+    Smaller maps keep ``moments``, and so the rounding of earlier releases where it matters most: the
+    nearly constant 4x4 input, whose rounding noise the normalisation multiplies by up to 1e4.
     """
     _, height, width, channels = x.shape
     size = height * width
-    flat = tf.reshape(in_float32(x), [-1, size, channels])  # [N, H*W, C]
-    averaging = tf.fill([1, 1, size], tf.constant(1.0 / size, flat.dtype))  # [1, 1, H*W]
-    mean = tf.matmul(averaging, flat)  # [N, 1, C]
-    variance = tf.matmul(averaging, tf.math.squared_difference(flat, mean))
-    mean, variance = (tf.reshape(stat, [-1, 1, 1, channels]) for stat in (mean, variance))
+    if size < MATMUL_STATS_MIN_PIXELS:
+        mean, variance = ops.moments(in_float32(x), axes=[1, 2], keepdims=True)
+    else:
+        flat = tf.reshape(in_float32(x), [-1, size, channels])  # [N, H*W, C]
+        averaging = tf.fill([1, 1, size], tf.constant(1.0 / size, flat.dtype))  # [1, 1, H*W]
+        mean = tf.matmul(averaging, flat)  # [N, 1, C]
+        variance = tf.matmul(averaging, tf.math.squared_difference(flat, mean))
+        mean, variance = (tf.reshape(stat, [-1, 1, 1, channels]) for stat in (mean, variance))
     return ops.cast(mean, x.dtype), ops.cast(ops.rsqrt(variance + epsilon), x.dtype)
 
 
