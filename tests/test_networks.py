@@ -16,6 +16,7 @@ from helpers import (
     upsample,
 )
 
+from tf_stylegan.deploy.signatures import GeneratorModule
 from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
 from tf_stylegan.nn.synthesis import SynthesisNetwork
@@ -349,6 +350,24 @@ def test_fixed_lod0_computes_only_the_top_to_rgb():
     assert to_rgb_sizes(lod=0.0) == {32}
     assert to_rgb_sizes(lod=1.5) == {8, 16}  # 32 px: all upsampled 16 px; 8 px: half of the 16 px blend
     assert to_rgb_sizes() == {4, 8, 16, 32}
+
+
+@pytest.mark.parametrize("growing", [False, True])
+def test_signatures_of_a_growing_network_follow_its_lod(growing):
+    generator = perturb(small_generator(16, mapping_layers=3), seed=6)
+    module = GeneratorModule(generator, growing=growing)  # made at lod 0
+    dlatents = np.random.default_rng(22).standard_normal((2, generator.num_layers, LATENT)).astype(np.float32)
+    at_lod0 = np.asarray(module.synthesis_stored_noise(dlatents)["raw_images"])
+    try:
+        generator.lod.assign(1.0)
+        at_lod1 = np.asarray(module.synthesis_stored_noise(dlatents)["raw_images"])
+    finally:
+        generator.lod.assign(0.0)
+    assert block_spread(at_lod0).max() > 1e-2
+    if growing:  # the lod variable is read: at lod 1 the images are upsampled 8 px ones
+        assert block_spread(at_lod1).max() < 1e-5
+    else:  # traced at a fixed lod 0, as a finished network
+        np.testing.assert_array_equal(at_lod1, at_lod0)
 
 
 def test_discriminator_lod1_ignores_finest_details():

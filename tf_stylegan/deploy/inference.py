@@ -243,9 +243,10 @@ def keras_generator(path):
     return generator
 
 
-def from_generator(generator, batch_size=8, source=None):
-    """A :class:`StyleGAN` around a Keras :class:`~tf_stylegan.nn.generator.Generator` (in-process)."""
-    module = GeneratorModule(generator)
+def from_generator(generator, batch_size=8, source=None, growing=False):
+    """A :class:`StyleGAN` around a Keras :class:`~tf_stylegan.nn.generator.Generator` (in-process);
+    ``growing``: the network is still training, its lod may change (see :class:`GeneratorModule`)."""
+    module = GeneratorModule(generator, growing=growing)
     functions = {name: getattr(module, name) for name in module.metadata()["signatures"]}
     return StyleGAN(functions, module.metadata(), source or generator.name, batch_size)
 

@@ -89,7 +89,7 @@ class GeneratorModule(tf.Module):
     Python and an exported model run the same functions.
     """
 
-    def __init__(self, generator, name="stylegan"):
+    def __init__(self, generator, name="stylegan", growing=False):
         super().__init__(name=name)
         if not generator.built:
             generator.build()
@@ -105,9 +105,10 @@ class GeneratorModule(tf.Module):
         self.truncation_cutoff = generator.truncation_cutoff
         self.default_truncation_psi = generator.truncation_psi
         self.label_size = generator.label_size
-        # A network at lod 0 (trained to the end, or imported) stays there: its signatures are traced
-        # at a fixed lod 0, which skips the lower levels' ToRGB layers and blends.
-        self._fixed_lod = 0.0 if float(generator.lod.numpy()) == 0 else None
+        # A network at lod 0 that is not ``growing`` (trained to the end, or imported) stays there: its
+        # signatures are traced at a fixed lod 0, which skips the lower levels' ToRGB layers and blends.
+        # A network still in training (``growing``) keeps reading its lod variable.
+        self._fixed_lod = 0.0 if not growing and float(generator.lod.numpy()) == 0 else None
         self._noise_layers = [epilogue.noise for block in generator.synthesis.blocks
                               for epilogue in (block.epilogue0, block.epilogue1)]
         self._use_noise = all(layer is not None for layer in self._noise_layers)

@@ -247,7 +247,7 @@ class SynthesisNetwork(keras.layers.Layer):
                       noise=noise[2 * index:2 * index + 2])
             if index < first_used:
                 continue
-            if images is None or (fixed and weight == 0):
+            if images is None:  # the first level used: any later one has a weight above 0
                 images = to_rgb(x)
             elif fixed and weight == 1:
                 images = sg_ops.upsample_nearest(images)

@@ -381,7 +381,7 @@ class Trainer:
         from tf_stylegan.metrics import evaluate
 
         if self._Gs_inference is None:
-            self._Gs_inference = inference.from_generator(self.Gs)
+            self._Gs_inference = inference.from_generator(self.Gs, growing=True)
         nimg = int(self.cur_nimg.numpy())
         try:
             results = evaluate(self.metrics, self._Gs_inference, self.dataset,
