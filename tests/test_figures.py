@@ -392,3 +392,24 @@ def test_class_grid_has_a_row_per_class(tmp_path, capsys):
     assert main(["generate", str(tmp_path / "plain"), "--seeds", "1", "--class", "all",
                  "--out", str(tmp_path / "y.png")]) == 1
     assert "needs a class-conditional generator" in capsys.readouterr().err
+
+
+def test_a_generator_without_noise_inputs(tmp_path, capsys):
+    """Generator.use_noise=False (the emoji demo): every figure but the noise one draws; that one
+    says why it cannot, and noise seeds and scales change nothing."""
+    from tf_stylegan.formats.snapshot import save_networks
+
+    save_networks(tmp_path / "snap", Gs=perturb(small_generator(SIZE, latent=32, seed=1, use_noise=False),
+                                                seed=3, scale=0.5))
+    quiet = tf_stylegan.load(tmp_path / "snap", batch_size=1)
+    assert quiet.noise_size == 0
+    dlatents = quiet.mapping(quiet.latents([1, 2]))
+    stored = quiet.synthesis(dlatents)
+    np.testing.assert_array_equal(quiet.synthesis(dlatents, noise_seeds=[5, 6], noise_scale=3.0), stored)
+    np.testing.assert_array_equal(quiet.synthesis(dlatents, noise=np.zeros((2, 0), np.float32)), stored)
+    assert figures.truncation_figure(quiet, [1, 2], 3).shape == (2 * SIZE, 3 * SIZE, 3)
+    with pytest.raises(figures.FigureError, match="no noise inputs .*use_noise=False"):
+        figures.noise_figure(quiet, [1], draws=2)
+    assert main(["noise", str(tmp_path / "snap"), "--seeds", "1", "--out", str(tmp_path / "n.png")]) == 1
+    assert "no noise inputs" in capsys.readouterr().err
+    assert not (tmp_path / "n.png").exists()

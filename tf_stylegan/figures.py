@@ -329,12 +329,21 @@ def truncation_figure(model, seeds, steps=9):
     return image_grid(_render(model, dlatents, _noise(seeds, len(psis))), len(psis))
 
 
+def _check_noise_inputs(model):
+    """A figure about noise needs a generator with noise inputs (``noise_size`` None: an export older
+    than the field, which always had them)."""
+    if model.noise_size == 0:
+        raise FigureError(f"{model.source} has no noise inputs (trained with Generator.use_noise=False): "
+                          "its images do not vary with noise, so there is no noise figure to draw")
+
+
 def noise_std(model, dlatents, draws=100, noise_seed=0, noise_scale=None):
     """Fig. 4's per-pixel standard deviation of one w's images over ``draws`` noise draws (noise
     seeds ``noise_seed .. noise_seed + draws - 1``): float64 [S, S], in pixel values (0-255),
     of the channel-mean image (as the official ``draw_noise_detail_figure``). ``dlatents``:
     [L, D] or [1, L, D]; ``noise_scale``: [L] per-layer noise scale (default 1; 0 gives a zero map).
     """
+    _check_noise_inputs(model)
     dlatents = np.asarray(dlatents, np.float32).reshape((1, model.num_layers, model.dlatent_size))
     if int(draws) < 2:
         raise FigureError(f"draws must be at least 2, got {draws}")
@@ -365,6 +374,7 @@ def noise_figure(model, seeds, draws=100, truncation_psi=None, noise_seed=0, std
     map's mean std in pixel values (0-255). ``seeds`` may be :class:`Latents` (their w; the figure's
     noise is drawn fresh).
     """
+    _check_noise_inputs(model)
     seeds = _sources(seeds)
     if int(draws) < 2:
         raise FigureError(f"draws must be at least 2, got {draws}")
