@@ -395,8 +395,8 @@ def test_class_grid_has_a_row_per_class(tmp_path, capsys):
 
 
 def test_a_generator_without_noise_inputs(tmp_path, capsys):
-    """Generator.use_noise=False (the emoji demo): every figure but the noise one draws; that one
-    says why it cannot, and noise seeds and scales change nothing."""
+    """Generator.use_noise=False (the official G_synthesis option): every figure but the noise one
+    draws; that one says why it cannot, and noise seeds and scales change nothing."""
     from tf_stylegan.formats.snapshot import save_networks
 
     save_networks(tmp_path / "snap", Gs=perturb(small_generator(SIZE, latent=32, seed=1, use_noise=False),
