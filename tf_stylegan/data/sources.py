@@ -25,15 +25,18 @@ EMOJI_DATASETS = {"emoji": False, "emoji-groups": True}  # name: by_group (label
 
 
 def load_dataset(spec, resolution=None, **folder_kwargs):
-    """``"emoji"`` or the class-conditional ``"emoji-groups"`` (``resolution`` defaults to 64), a folder
-    of ``<name>-rNN.tfrecords`` (``resolution``, if given, must match), or an image folder (``resolution``
-    required). ``folder_kwargs`` go to ``load_image_folder`` and are refused for the others."""
-    is_emoji = isinstance(spec, str) and spec in EMOJI_DATASETS
-    if is_emoji or (isinstance(spec, (str, os.PathLike)) and _has_tfrecords(spec)):
+    """``"emoji"`` or the class-conditional ``"emoji-groups"`` (``resolution`` defaults to 64), either
+    restricted to some emoji groups (``"emoji:Smileys & Emotion"``, ``"emoji-groups:Animals & Nature,Food &
+    Drink"``), a folder of ``<name>-rNN.tfrecords`` (``resolution``, if given, must match), or an image
+    folder (``resolution`` required). ``folder_kwargs`` go to ``load_image_folder`` and are refused for
+    the others."""
+    emoji = _emoji_spec(spec)
+    if emoji or (isinstance(spec, (str, os.PathLike)) and _has_tfrecords(spec)):
         if folder_kwargs:
             raise DataError(f"{spec}: options {sorted(folder_kwargs)} apply to image folders only")
-        if is_emoji:
-            return emoji_dataset(64 if resolution is None else resolution, by_group=EMOJI_DATASETS[spec])
+        if emoji:
+            by_group, groups = emoji
+            return emoji_dataset(64 if resolution is None else resolution, by_group=by_group, groups=groups)
         images = read_tfrecords(spec)
         if resolution is not None and resolution != images.resolution:
             raise DataError(f"{spec}: the TFRecords are {images.resolution}x{images.resolution}, "
@@ -41,11 +44,24 @@ def load_dataset(spec, resolution=None, **folder_kwargs):
         return images
     folder = pathlib.Path(spec).expanduser()
     if not folder.is_dir():
-        raise DataError(f"{spec}: no such dataset (give 'emoji', 'emoji-groups', a folder of "
-                        "<name>-rNN.tfrecords, or a folder of images)")
+        raise DataError(f"{spec}: no such dataset (give 'emoji' or 'emoji-groups', either with "
+                        "':<group>,...', a folder of <name>-rNN.tfrecords, or a folder of images)")
     if resolution is None:
         raise DataError(f"{spec}: an image folder needs a resolution (a power of two >= 4)")
     return load_image_folder(folder, resolution, **folder_kwargs)
+
+
+def _emoji_spec(spec):
+    """(by_group, group names or None) of an emoji dataset spec, 'emoji-groups:A,B' -> (True, ['A', 'B']);
+    None for any other spec."""
+    if not isinstance(spec, str):
+        return None
+    name, colon, groups = spec.partition(":")
+    if name not in EMOJI_DATASETS:
+        return None
+    if not colon:
+        return EMOJI_DATASETS[name], None
+    return EMOJI_DATASETS[name], [group.strip() for group in groups.split(",") if group.strip()]
 
 
 def _has_tfrecords(spec):
