@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import box_down
+from helpers import REPO, box_down
 from PIL import Image, features
 
 from tf_stylegan import data
@@ -652,6 +652,69 @@ def test_emoji_groups_equal_a_folder_of_group_folders(emoji_env, tmp_path):
     assert np.all(groups.labels[row].argmax(axis=1) == smiling) and len(row) >= 1
     with pytest.raises(DataError, match="apply to image folders only"):
         data.load_dataset("emoji-groups", class_folders=True)
+
+
+def test_emoji_group_specs_keep_those_groups(emoji_env):
+    """'emoji:<group>,...' is the emoji dataset's images of those groups in its own order;
+    'emoji-groups:<group>,...' is 'emoji-groups' restricted to them, the chosen groups as classes."""
+    labels = data.emoji_labels()
+    everything = data.emoji_dataset(8)
+    smileys = data.load_dataset("emoji:Smileys & Emotion", 8)
+    in_group = np.flatnonzero(labels.group == labels.groups.index("Smileys & Emotion"))
+    assert (smileys.name, smileys.num_images, smileys.label_size) == ("emoji:Smileys & Emotion", 168, 0)
+    assert len(in_group) == 168
+    for r in smileys.levels:
+        np.testing.assert_array_equal(smileys.level(r), everything.level(r)[in_group])
+    chosen = data.load_dataset("emoji-groups: Food & Drink ,Animals & Nature", 8)  # any order, spaces
+    groups = data.load_dataset("emoji-groups", 8)
+    assert chosen.name == "emoji-groups:Animals & Nature,Food & Drink"
+    assert chosen.class_names == ["Animals & Nature", "Food & Drink"]
+    wanted = np.isin(groups.labels.argmax(axis=1),
+                     [groups.class_names.index(name) for name in chosen.class_names])
+    np.testing.assert_array_equal(chosen.level(8), groups.level(8)[wanted])
+    np.testing.assert_array_equal(chosen.labels.argmax(axis=1),
+                                  [chosen.class_names.index(groups.class_names[k])
+                                   for k in groups.labels[wanted].argmax(axis=1)])
+    assert chosen.labels.shape == (wanted.sum(), 2)
+    with pytest.raises(DataError, match=r"emoji groups \['Smiles'\]: not among .*Smileys & Emotion"):
+        data.load_dataset("emoji:Smiles", 8)
+    with pytest.raises(DataError, match="'Component'"):  # parts of emoji, left out as in emoji-groups
+        data.load_dataset("emoji:Component", 8)
+    with pytest.raises(DataError, match="choose at least one of Activities"):
+        data.load_dataset("emoji: , ", 8)
+    with pytest.raises(DataError, match="a sequence of group names, not the string"):
+        data.emoji_dataset(8, groups="Flags")
+    with pytest.raises(DataError, match="apply to image folders only"):
+        data.load_dataset("emoji:Flags", 8, skip_bad=True)
+
+
+def test_demo_gin_trains_on_the_smileys_at_32_px(caplog, monkeypatch):
+    """gin/emoji.gin is gin/emoji_all.gin (all emoji at 64 px) on the Smileys & Emotion group at 32 px;
+    its include is found beside it from any folder, without gin's error log of the places it looked."""
+    import gin
+    from tf_stylegan.training import configurables
+
+    monkeypatch.chdir(REPO / "tests")
+    gin.clear_config()
+    try:
+        configurables.parse([REPO / "gin" / "emoji_all.gin"])
+        everything = {name: gin.query_parameter(name) for name in (
+            "train.dataset", "train.resolution", "train.total_kimg", "training_schedule.G_lrate_base",
+            "Generator.fmap_base", "LogisticR1.r1_interval")}
+        gin.clear_config()
+        with caplog.at_level("INFO"):
+            configurables.parse([REPO / "gin" / "emoji.gin"])
+        demo = {name: gin.query_parameter(name) for name in everything}
+        D_lrate = gin.query_parameter("training_schedule.D_lrate_base")
+    finally:
+        gin.clear_config()
+    assert everything == {"train.dataset": "emoji", "train.resolution": 64, "train.total_kimg": 250,
+                          "training_schedule.G_lrate_base": 0.002, "Generator.fmap_base": 512,
+                          "LogisticR1.r1_interval": 16}
+    assert demo == {**everything, "train.dataset": "emoji:Smileys & Emotion", "train.resolution": 32,
+                    "train.total_kimg": 200, "training_schedule.G_lrate_base": 0.003}
+    assert D_lrate == 0.003
+    assert not [record for record in caplog.records if record.levelname == "ERROR"], caplog.text
 
 
 # ---------------------------------------------------------------------------------------------------

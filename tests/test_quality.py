@@ -223,6 +223,38 @@ def test_calibration_orders_the_reference_points():
     assert precision["uniform noise"] < 0.2 and precision["flat gray"] == recall["flat gray"] == 0.0
 
 
+def test_calibration_on_a_dataset_orders_its_reference_points(capsys):
+    """``bench quality --calibrate --data``: the rows on the demo's 168 smileys at 16 px, against all of
+    them as a training run measures its samples."""
+    smileys = data.load_dataset("emoji:Smileys & Emotion", 16)
+    reference, sets = metrics.dataset_calibration_sets(smileys, num_images=300)
+    assert reference.shape == (168, 16, 16, 3)
+    assert [name for name, _, _ in sets] == ["real", "blur 1 px", "blur 2 px", "8 px, nearest",
+                                             "half the images", "uniform noise", "flat gray"]
+    assert all(images.shape == (300, 16, 16, 3) and images.dtype == np.uint8 for _, _, images in sets)
+    real = sets[0][2]
+    as_rows = {image.tobytes() for image in reference}
+    mirrored = np.array([image.tobytes() not in as_rows for image in real])
+    assert {image[:, ::-1].tobytes() for image in real[mirrored]} <= as_rows and 0.3 < mirrored.mean() < 0.7
+    calibration = metrics.calibrate(num_images=300, print_fn=None, dataset=smileys)
+    rows = {row["name"]: row["value"] for row in calibration}
+    assert rows["real"] < 2
+    assert rows["real"] < rows["blur 1 px"] < rows["blur 2 px"] < rows["uniform noise"]
+    assert rows["real"] < rows["8 px, nearest"] and rows["half the images"] > 2 * rows["real"]
+    assert rows["flat gray"] > rows["blur 2 px"]
+
+    code, out, err = cli(["bench", "quality", "--calibrate", "--data", "emoji:Smileys & Emotion",
+                          "--resolution", "16", "--num-images", "300"], capsys)
+    assert code == 0, err
+    assert "reference the 168 images of emoji:Smileys & Emotion at 16 px, 300 images per row" in out
+    assert f"{rows['half the images']:8.2f}" in out
+    code, _, err = cli(["bench", "quality", "--calibrate", "--resolution", "16"], capsys)
+    assert code != 0 and "--resolution needs --data" in err
+    gray = data.ImageDataset.from_images("gray", np.zeros((4, 8, 8, 1), np.uint8))
+    with pytest.raises(metrics.MetricError, match="RGB"):
+        metrics.dataset_calibration_sets(gray)
+
+
 def test_efd_by_name_through_evaluate_and_the_cli(tmp_path, capsys):
     efd = metrics.metric_from_name("efd2k")
     assert isinstance(efd, metrics.EmojiFD) and efd.name == "efd2k" and efd.num_images == 2000

@@ -13,6 +13,7 @@ SERIES_COLOR = (31, 119, 180)
 GRID_COLOR = (225, 225, 225)
 TEXT_COLOR = (40, 40, 40)
 PHASE_COLOR = (150, 150, 150)
+LABEL_GAP = 6  # px between two labels of marks on one line
 
 
 class ChartError(ValueError):
@@ -99,8 +100,8 @@ def line_chart(xs, ys, title, x_label="kimg", marks=(), size=(560, 300)):
         u, _ = to_pixel(x, y_ticks[0])
         for v in range(top, height - bottom, 6):
             draw.line([(u, v), (u, min(v + 3, height - bottom))], fill=PHASE_COLOR)
-        # a label that would overlap the previous one goes a line lower
-        row = row + 1 if u + 3 < text_end else 0
+        # a label that would touch the previous one (closer than LABEL_GAP) goes a line lower
+        row = row + 1 if u + 3 < text_end + LABEL_GAP else 0
         draw.text((u + 3, top + 2 + 12 * row), text, font=font, fill=PHASE_COLOR, anchor="lt")
         text_end = max(text_end, u + 3 + draw.textlength(text, font=font))
     points = [to_pixel(x, y) for x, y in zip(xs[finite], ys[finite])]

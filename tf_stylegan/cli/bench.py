@@ -82,6 +82,20 @@ def _bound(binding):
         return None
 
 
+def calibration_dataset(args):
+    """``--data`` (at ``--resolution``) for ``bench quality --calibrate``, or None: the default
+    calibration on the 64 px emoji."""
+    from tf_stylegan.data import load_dataset
+
+    if args.data is None:
+        if args.resolution:
+            raise ValueError("bench quality --calibrate: --resolution needs --data")
+        return None
+    if args.resolution and len(args.resolution) != 1:
+        raise ValueError(f"bench quality --calibrate: one --resolution, got {args.resolution}")
+    return load_dataset(args.data, args.resolution[0] if args.resolution else None)
+
+
 def bench_quality(args):
     """``bench quality``: the emoji Fréchet distance of G and Gs after training a gin config for
     ``--minutes``, or the meter's calibration (``--calibrate``)."""
@@ -102,7 +116,7 @@ def bench_quality(args):
             return error
     try:
         if args.calibrate:
-            result = calibrate(args.num_images)
+            result = calibrate(args.num_images, dataset=calibration_dataset(args))
         else:
             result = run_quality(args.minutes, seed=args.seed, run_dir=args.out,
                                            metrics_every_kimg=args.metrics_every_kimg,
@@ -129,13 +143,15 @@ def add_parsers(commands):
         ("tf-stylegan bench fid", "seconds per 1,000 images of FID's Inception features"),
         ("tf-stylegan bench quality --gin-file gin/emoji.gin --minutes 30", "efd2k of G and Gs after 30 min"),
         ("tf-stylegan bench quality --calibrate", "the meter's calibration table"),
+        ("tf-stylegan bench quality --calibrate --data 'emoji:Smileys & Emotion' --resolution 32",
+         "... on the demo's data"),
     ])
     parser.add_argument("what", nargs="?", choices=("generator", "train", "export", "fid", "quality"),
                         default="generator")
     parser.add_argument("--resolution", type=int, nargs="+",
                         help="generator: output resolutions (256 1024); train: stable phases (32 64; with "
                              "--gin-file: its schedule's stable phases at these resolutions, every phase if "
-                             "none given); export, fid: 256")
+                             "none given); export, fid: 256; quality --calibrate: the --data's resolution")
     add_option(parser, "network-resolution", type=int, nargs="+",
                help="train: full resolution of the networks the phases run in (1024; with --gin-file: "
                     "its train.resolution)")
@@ -159,6 +175,8 @@ def add_parsers(commands):
                help="quality: generated images per measurement, or images per calibration row")
     parser.add_argument("--calibrate", action="store_true",
                         help="quality: print the meter on transformed real emoji instead of training")
+    parser.add_argument("--data", help="quality --calibrate: calibrate on this RGB dataset at --resolution "
+                                       "(e.g. 'emoji:Smileys & Emotion'; default: the 64 px emoji)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls (median reported)")
     parser.add_argument("--psi", type=float, default=0.7, help="truncation psi")
     parser.add_argument("--channels", type=int, default=3, help="train: image channels (1: grayscale)")

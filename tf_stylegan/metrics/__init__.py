@@ -32,6 +32,7 @@ from tf_stylegan.metrics.emoji_fd import (
     EmojiPR,
     calibrate,
     calibration_sets,
+    dataset_calibration_sets,
     gaussian_blur,
 )
 from tf_stylegan.metrics.errors import MetricError
@@ -74,7 +75,8 @@ __all__ = [  # the package's API: the modules' names, and running metrics by nam
     "INCEPTION_SIZE", "INCEPTION_WEIGHTS_FILE", "INCEPTION_WEIGHTS_URL", "InceptionFeatures", "KID",
     "LPIPS_VGG_CHANNELS", "LPIPS_VGG_LAYERS", "METRIC_NAMES", "MetricError", "PPL", "PPL_EPSILON",
     "PPL_SAMPLINGS", "PPL_SPACES", "StreamingMoments", "build_classifier", "calibrate", "calibration_sets",
-    "classifier_weights", "dataset_fingerprint", "emoji_distance", "emoji_labels", "evaluate",
+    "classifier_weights", "dataset_calibration_sets", "dataset_fingerprint", "emoji_distance", "emoji_labels",
+    "evaluate",
     "filtered_mean", "frechet_distance", "gaussian_blur", "generated_feature_batches", "generated_statistics",
     "kernel_inception_distance", "lpips_vgg16", "metric_from_name", "path_length_samples", "ppl_crop",
     "ppl_inputs", "precision_recall", "prepare", "real_feature_batches", "real_features", "real_statistics",

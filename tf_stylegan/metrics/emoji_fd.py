@@ -169,11 +169,56 @@ def calibration_sets(num_images=2000, seed=0):
     return images[reference], rows
 
 
-def calibrate(num_images=2000, classifier=None, seed=0, print_fn=print):
-    """The meters on :func:`calibration_sets`: prints a table and returns its rows as dicts (name,
-    description, value: the Fréchet distance, precision and recall with k = 3)."""
+def dataset_calibration_sets(dataset, num_images=2000, seed=0):
+    """(reference images, [(row name, what it is, images)]): the meter's reference points on an RGB
+    dataset held in memory, measured as a training run measures it: the reference is every image at the
+    dataset's resolution, each row ``num_images`` images drawn from it (with replacement, half of them
+    mirrored, as a generator trained with ``mirror_augment`` makes them) and transformed. A small dataset
+    has no held-out half, so "real" is what a generator that reproduces the training images reaches."""
+    if dataset.num_channels != 3:
+        raise MetricError(f"the emoji meter measures RGB images; {dataset.name} has "
+                          f"{dataset.num_channels} channel(s)")
+    resolution = dataset.resolution
+    if isinstance(dataset.levels[resolution], str):
+        raise MetricError(f"{dataset.name}: the calibration needs a dataset held in memory, not streamed")
+    images = dataset.level(resolution)
+    rng = np.random.default_rng(seed)
+
+    def draw(pool):
+        chosen = images[rng.choice(pool, num_images)]
+        mirrored = rng.random(num_images) < 0.5
+        chosen[mirrored] = chosen[mirrored, :, ::-1]
+        return chosen
+
+    everything = np.arange(len(images))
+    half = rng.permutation(everything)[:max(1, len(images) // 2)]
+    drawn = draw(everything)
+    rows = [("real", "the dataset's images, drawn again", drawn)]
+    for sigma in (1, 2):
+        rows.append((f"blur {sigma} px", f"Gaussian blur, sigma {sigma} px at {resolution} px",
+                     gaussian_blur(drawn, sigma)))
+    if resolution >= 8:
+        lower = dataset.level(resolution // 2)[rng.choice(everything, num_images)]
+        rows.append((f"{resolution // 2} px, nearest", f"box-averaged to {resolution // 2} px, shown at "
+                     f"{resolution} px (pixel replication)", upsample(lower, resolution, "nearest")))
+    rows.append(("half the images", f"drawn from a random half ({len(half)}) of the images only",
+                 draw(half)))
+    rows.append(("uniform noise", "uniform random pixels", rng.integers(0, 256, drawn.shape, dtype=np.uint8)))
+    rows.append(("flat gray", "every pixel 128", np.full_like(drawn, 128)))
+    return images, rows
+
+
+def calibrate(num_images=2000, classifier=None, seed=0, print_fn=print, dataset=None):
+    """The meters on :func:`calibration_sets` (or, given an RGB ``dataset``, on
+    :func:`dataset_calibration_sets`): prints a table and returns its rows as dicts (name, description,
+    value: the Fréchet distance, precision and recall with k = 3)."""
     extractor = EmojiFeatures(classifier)
-    reference_images, rows = calibration_sets(num_images, seed)
+    if dataset is None:
+        reference_images, rows = calibration_sets(num_images, seed)
+        what = f"reference {len(reference_images)} real emoji at 64 px"
+    else:
+        reference_images, rows = dataset_calibration_sets(dataset, num_images, seed)
+        what = f"reference the {len(reference_images)} images of {dataset.name} at {dataset.resolution} px"
 
     def moments(features):
         statistics = StreamingMoments(features.shape[-1])
@@ -183,8 +228,7 @@ def calibrate(num_images=2000, classifier=None, seed=0, print_fn=print):
     reference_features = extractor(reference_images)
     reference = moments(reference_features)
     if print_fn:
-        print_fn(f"emoji meter calibration ({extractor.identity}): "
-                 f"reference {len(reference_images)} real emoji at 64 px, {num_images} images per row")
+        print_fn(f"emoji meter calibration ({extractor.identity}): {what}, {num_images} images per row")
         print_fn(f"{'row':<20} {'efd':>8} {'precision':>9} {'recall':>6}   images")
     results = []
     for name, description, images in rows:
