@@ -90,8 +90,9 @@ class RunDirectoryError(ValueError):
 @gin.configurable(module="tf_stylegan")
 def train(
     run_dir,
-    dataset="emoji",  # 'emoji', 'emoji-groups' (labelled by group: class-conditional), a folder of images,
-                      # or a folder of official *.tfrecords
+    dataset="emoji",  # 'emoji', 'emoji-groups' (labelled by group: class-conditional), either with some
+                      # groups only ('emoji:Smileys & Emotion'), a folder of images, or a folder of
+                      # official *.tfrecords
     resolution=None,  # training resolution (image folders need it; TFRecords and emoji have one)
     skip_bad=False,  # skip unreadable or unusable images (and report how many) instead of stopping
     class_folders=False,  # an image folder's sub-folders are classes (class-conditional training)
