@@ -199,6 +199,31 @@ def test_bench_train_profile_of_a_grayscale_config_names_the_step_kernels(capsys
     assert sum(int(share) for _, share in shares) <= 100
 
 
+def test_bench_train_mixed_precision_from_the_flag_or_the_gin_file(capsys, monkeypatch):
+    from tf_stylegan.training.trainer import Trainer
+
+    compute_dtypes = []
+    original = Trainer.train
+    monkeypatch.setattr(Trainer, "train", lambda self: (
+        compute_dtypes.append((self.G.compute_dtype, self.D.compute_dtype, self.Gs.compute_dtype)),
+        original(self))[1])
+    tiny_8 = ["--resolution", "8", "--network-resolution", "8", "--batch", "4", "--repeats", "1",
+              "--fmap-base", "64", "--fmap-max", "16", "--latent-size", "16"]
+    code, printed, _ = cli(["bench", "train", *tiny_8, "--mixed-precision", "bfloat16"], capsys)
+    assert code == 0 and "synthetic images, bfloat16;" in printed
+    tiny_gin = ["--gin-file", TINY, "--resolution", "4", "--repeats", "1"]
+    code, printed, _ = cli(["bench", "train", *tiny_gin, "--gin-param", "train.mixed_precision='bfloat16'"],
+                           capsys)
+    assert code == 0 and "synthetic images, bfloat16;" in printed
+    code, printed, _ = cli(["bench", "train", *tiny_gin], capsys)
+    assert code == 0 and "synthetic images, float32;" in printed
+    # G and D compute in the chosen type; the moving-average Gs stays float32
+    assert compute_dtypes == [("bfloat16", "bfloat16", "float32")] * 2 + [("float32",) * 3]
+    with pytest.raises(SystemExit):
+        cli(["bench", "train", "--mixed-precision", "float64"], capsys)
+    assert "invalid choice: 'float64'" in capsys.readouterr().err
+
+
 def test_op_profile_counts_the_kernels_of_a_function_once():
     x = tf.random.normal([4, 16, 16, 8])
     kernel = tf.random.normal([3, 3, 8, 8])

@@ -29,7 +29,7 @@ def _synthetic_dataset(network_resolution, channels=3, count=16):
 
 def train_speed(phase, network_resolution, repeats=5, loop_ticks=2, r1_gamma=10.0, r1_interval=1,
                 generator=Generator, discriminator=Discriminator, channels=3, profile=False,
-                **network_kwargs):
+                mixed_precision=None, **network_kwargs):
     """Speed of one training phase (a :class:`~tf_stylegan.training.schedule.Phase`) of a
     ``network_resolution`` run, on synthetic images: a dict of ``step_seconds`` (the step function
     alone, median of ``repeats``; with lazy R1 the mean over ``r1_interval`` steps, one with the R1 update),
@@ -38,7 +38,8 @@ def train_speed(phase, network_resolution, repeats=5, loop_ticks=2, r1_gamma=10.
     ``profile`` ``op_ms``: :func:`op_profile` of one step (of ``r1_interval`` steps with lazy R1).
 
     ``generator`` / ``discriminator`` build the networks (e.g. gin-configured factories);
-    ``network_kwargs`` are passed to both (the discriminator takes only the width arguments).
+    ``network_kwargs`` are passed to both (the discriminator takes only the width arguments);
+    ``mixed_precision`` is the trainer's (None, 'float16' or 'bfloat16').
     """
     from tf_stylegan.training.trainer import Trainer
 
@@ -52,8 +53,8 @@ def train_speed(phase, network_resolution, repeats=5, loop_ticks=2, r1_gamma=10.
             discriminator=functools.partial(discriminator, **_discriminator_kwargs(network_kwargs)),
             loss=LogisticR1(r1_gamma, r1_interval), schedule=lambda *args, **kwargs: fixed,
             total_kimg=loop_ticks * tick_kimg, minibatch_repeats=minibatch_repeats, checkpoint_kimg=10 ** 9,
-            image_snapshot_kimg=10 ** 9, strategy=tf.distribute.MirroredStrategy(["/cpu:0"]),
-            print_fn=lambda *args: None)
+            image_snapshot_kimg=10 ** 9, mixed_precision=mixed_precision,
+            strategy=tf.distribute.MirroredStrategy(["/cpu:0"]), print_fn=lambda *args: None)
         trainer._set_phase(fixed)
         batches = trainer.real_batches(phase.resolution, phase.minibatch, 0)
         step = trainer.train_step(phase.resolution, phase.minibatch)
@@ -84,7 +85,7 @@ def _discriminator_kwargs(network_kwargs):
 
 def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeats=5, r1_gamma=10.0,
               print_fn=print, generator=Generator, discriminator=Discriminator, r1_interval=1, phases=None,
-              channels=3, profile_top=0, **network_kwargs):
+              channels=3, profile_top=0, mixed_precision=None, **network_kwargs):
     """Runs the training benchmark, prints the table and returns its rows as dicts; with
     ``profile_top`` each row is followed by the step's ``profile_top`` longest op types.
 
@@ -95,8 +96,8 @@ def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeat
     """
     every = "every step" if r1_interval == 1 else f"every {r1_interval} steps (lazy)"
     print_fn(f"tf-stylegan bench train: R1 gamma {r1_gamma} {every}, style mixing 0.9, fresh noise, "
-             "synthetic images; step = the step function alone, loop = the trainer's loop; "
-             f"TensorFlow {tf.__version__}")
+             f"synthetic images, {mixed_precision or 'float32'}; step = the step function alone, loop = the "
+             f"trainer's loop; TensorFlow {tf.__version__}")
     print_fn(f"{'phase':>9} {'network':>8} {'batch':>6} {'step img/s':>11} {'loop img/s':>11} "
              f"{'outside graph':>14} {'peak RSS MiB':>13}")
     if phases is None:
@@ -107,8 +108,8 @@ def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeat
         for phase in network_phases:
             figures = train_speed(phase, network_resolution, repeats, r1_gamma=r1_gamma,
                                   r1_interval=r1_interval, generator=generator, discriminator=discriminator,
-                                  channels=channels,
-                                  profile=profile_top > 0, **network_kwargs)
+                                  channels=channels, profile=profile_top > 0,
+                                  mixed_precision=mixed_precision, **network_kwargs)
             row = dict(phase=phase_label(phase), resolution=phase.resolution, fade=phase.fade,
                        network_resolution=network_resolution, batch=phase.minibatch,
                        images_per_s=phase.minibatch / figures["step_seconds"],

@@ -22,7 +22,7 @@ def bench(args):
                   dlatent_size=args.latent_size, mapping_fmaps=args.latent_size)
     if args.what == "train":
         networks, phases = {}, None
-        r1_gamma, r1_interval = args.r1_gamma, args.r1_interval
+        r1_gamma, r1_interval, mixed_precision = args.r1_gamma, args.r1_interval, args.mixed_precision
         # the networks, schedule and R1 of a training config (with its --gin-param bindings)
         if args.gin_file:
             from tf_stylegan.training import configurables
@@ -36,6 +36,7 @@ def bench(args):
             network_resolution = (args.network_resolution or [_bound("train.resolution") or 1024])[0]
             r1_gamma = r1_gamma if r1_gamma is not None else _bound("LogisticR1.r1_gamma")
             r1_interval = r1_interval if r1_interval is not None else _bound("LogisticR1.r1_interval")
+            mixed_precision = mixed_precision or _bound("train.mixed_precision")
             all_phases = schedule_phases(configurables.training_schedule,
                                                    int(math.log2(network_resolution)))
             chosen = [phase if args.batch is None else dataclasses.replace(phase, minibatch=args.batch)
@@ -51,7 +52,8 @@ def bench(args):
                                        repeats=args.repeats,
                                        r1_gamma=10.0 if r1_gamma is None else r1_gamma,
                                        r1_interval=r1_interval or 1, phases=phases,
-                                       channels=args.channels, profile_top=args.profile, **networks, **widths)
+                                       channels=args.channels, profile_top=args.profile,
+                                       mixed_precision=mixed_precision, **networks, **widths)
         except ValueError as error:  # the networks' or the loss's arguments (gin bindings, width flags)
             return fail(str(error))
         best = max(conv.gflops for conv in measure.roofline())
@@ -180,6 +182,9 @@ def add_parsers(commands):
     parser.add_argument("--repeats", type=int, default=5, help="timed calls (median reported)")
     parser.add_argument("--psi", type=float, default=0.7, help="truncation psi")
     parser.add_argument("--channels", type=int, default=3, help="train: image channels (1: grayscale)")
+    add_option(parser, "mixed-precision", choices=("float16", "bfloat16"),
+               help="train: G and D compute in this type (default float32, or the --gin-file's "
+                    "train.mixed_precision)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="train: also print the N op types that take the step's kernel time longest "
                              "(TensorFlow's profiler)")
