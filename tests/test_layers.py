@@ -15,6 +15,7 @@ from layer_testing import check_layer
 from tf_stylegan.nn.layers import (
     Blur,
     EqualizedConv2D,
+    TRANSPOSED_UP_MIN_INPUT,
     EqualizedDense,
     FromRGB,
     MinibatchStddev,
@@ -213,6 +214,31 @@ def test_equalized_conv_matches_numpy(rng, resample, fused):
     if resample == "down":
         y = box_down(y)
     close(layer(x), np_lrelu(y + bias))
+
+
+def test_non_fused_up_conv_from_large_inputs_runs_as_the_equal_transposed_conv(rng):
+    """From TRANSPOSED_UP_MIN_INPUT px on, a non-fused up-conv computes as a 4-tap transposed conv:
+    the same values and gradients as nearest x2 then the 3x3 conv (NumPy and TensorFlow references)."""
+    size, in_ch, out_ch = TRANSPOSED_UP_MIN_INPUT, 3, 4
+    layer = EqualizedConv2D(out_ch, resample="up", activation="lrelu")
+    layer.build((None, size, size, in_ch))
+    assert layer.computes_up_as_transposed(size) and not layer.computes_up_as_transposed(size // 2)
+    weight = assign(layer.weight, normal(rng, 3, 3, in_ch, out_ch))
+    bias = assign(layer.bias, normal(rng, out_ch))
+    x = tf.constant(normal(rng, 2, size, size, in_ch))
+    kernel = weight * SQRT2 / np.sqrt(9 * in_ch)
+    close(layer(x), np_lrelu(np_correlate_same(upsample(x.numpy()), kernel) + bias))
+    # Gradients against TensorFlow's own ops on the plain form.
+    upstream = tf.constant(normal(rng, 2, 2 * size, 2 * size, out_ch))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = tf.reduce_sum(layer(x) * upstream)
+        up = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+        plain = tf.nn.conv2d(up, layer.weight * layer.runtime_coef, 1, "SAME") + layer.bias
+        theirs = tf.reduce_sum(tf.nn.leaky_relu(plain, 0.2) * upstream)
+    for ours_grad, their_grad in zip(tape.gradient(ours, [x, layer.weight]),
+                                     tape.gradient(theirs, [x, layer.weight])):
+        np.testing.assert_allclose(ours_grad, their_grad, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("resample", ["up", "down"])
