@@ -224,6 +224,18 @@ def test_bench_train_mixed_precision_from_the_flag_or_the_gin_file(capsys, monke
     assert "invalid choice: 'float64'" in capsys.readouterr().err
 
 
+def test_bench_train_step_only_leaves_out_the_trainers_loop(capsys, monkeypatch):
+    from tf_stylegan.training.trainer import Trainer
+
+    monkeypatch.setattr(Trainer, "train", lambda self: pytest.fail("--step-only ran the trainer's loop"))
+    code, printed, _ = cli(["bench", "train", "--resolution", "8", "--network-resolution", "8", "--batch",
+                            "4", "--repeats", "1", "--fmap-base", "64", "--fmap-max", "16", "--latent-size",
+                            "16", "--step-only"], capsys)
+    assert code == 0
+    row = next(line.split() for line in printed.splitlines() if line.split()[:1] == ["8²"])
+    assert float(row[3]) > 0 and row[4:6] == ["-", "-"]  # step img/s, then no loop figures
+
+
 def test_op_profile_counts_the_kernels_of_a_function_once():
     x = tf.random.normal([4, 16, 16, 8])
     kernel = tf.random.normal([3, 3, 8, 8])

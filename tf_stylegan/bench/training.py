@@ -34,8 +34,9 @@ def train_speed(phase, network_resolution, repeats=5, loop_ticks=2, r1_gamma=10.
     ``network_resolution`` run, on synthetic images: a dict of ``step_seconds`` (the step function
     alone, median of ``repeats``; with lazy R1 the mean over ``r1_interval`` steps, one with the R1 update),
     ``loop_images_per_s`` and ``outside_graph`` (the trainer's own loop: its last of ``loop_ticks``
-    progress ticks of 8 groups of steps, samples and checkpoints left out), ``peak_rss_mib``, and with
-    ``profile`` ``op_ms``: :func:`op_profile` of one step (of ``r1_interval`` steps with lazy R1).
+    progress ticks of 8 groups of steps, samples and checkpoints left out; None for ``loop_ticks=0``),
+    ``peak_rss_mib``, and with ``profile`` ``op_ms``: :func:`op_profile` of one step (of ``r1_interval``
+    steps with lazy R1).
 
     ``generator`` / ``discriminator`` build the networks (e.g. gin-configured factories);
     ``network_kwargs`` are passed to both (the discriminator takes only the width arguments);
@@ -70,12 +71,14 @@ def train_speed(phase, network_resolution, repeats=5, loop_ticks=2, r1_gamma=10.
 
         step_seconds = time_call(run_steps, repeats) / interval
         op_ms = op_profile(run_steps, 3) if profile else None
-        for variable in (trainer.cur_nimg, trainer.step_count):
-            variable.assign(0)
-        trainer.train()  # the same traced step, inside the trainer's loop
-        return dict(step_seconds=step_seconds, loop_images_per_s=trainer.last_tick["images_per_s"],
-                    outside_graph=trainer.last_tick["outside_graph"], peak_rss_mib=peak_rss_mib(),
-                    op_ms=op_ms)
+        loop = dict(loop_images_per_s=None, outside_graph=None)
+        if loop_ticks:
+            for variable in (trainer.cur_nimg, trainer.step_count):
+                variable.assign(0)
+            trainer.train()  # the same traced step, inside the trainer's loop
+            loop = dict(loop_images_per_s=trainer.last_tick["images_per_s"],
+                        outside_graph=trainer.last_tick["outside_graph"])
+        return dict(step_seconds=step_seconds, peak_rss_mib=peak_rss_mib(), op_ms=op_ms, **loop)
 
 
 def _discriminator_kwargs(network_kwargs):
@@ -85,9 +88,10 @@ def _discriminator_kwargs(network_kwargs):
 
 def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeats=5, r1_gamma=10.0,
               print_fn=print, generator=Generator, discriminator=Discriminator, r1_interval=1, phases=None,
-              channels=3, profile_top=0, mixed_precision=None, **network_kwargs):
+              channels=3, profile_top=0, mixed_precision=None, step_only=False, **network_kwargs):
     """Runs the training benchmark, prints the table and returns its rows as dicts; with
-    ``profile_top`` each row is followed by the step's ``profile_top`` longest op types.
+    ``profile_top`` each row is followed by the step's ``profile_top`` longest op types; ``step_only``
+    leaves out the trainer's loop (its columns print "-"), which at paper widths takes minutes per phase.
 
     ``phases``: {network resolution: [Phase, ...]} to measure (e.g. a gin schedule's
     :func:`~tf_stylegan.training.schedule.schedule_phases`); default: the stable phase of each of
@@ -106,7 +110,8 @@ def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeat
     rows = []
     for network_resolution, network_phases in phases.items():
         for phase in network_phases:
-            figures = train_speed(phase, network_resolution, repeats, r1_gamma=r1_gamma,
+            figures = train_speed(phase, network_resolution, repeats, loop_ticks=0 if step_only else 2,
+                                  r1_gamma=r1_gamma,
                                   r1_interval=r1_interval, generator=generator, discriminator=discriminator,
                                   channels=channels, profile=profile_top > 0,
                                   mixed_precision=mixed_precision, **network_kwargs)
@@ -117,9 +122,10 @@ def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeat
                        loop_images_per_s=figures["loop_images_per_s"],
                        outside_graph=figures["outside_graph"], peak_rss_mib=figures["peak_rss_mib"])
             rows.append(row)
+            loop = ("-", "-") if step_only else (f"{row['loop_images_per_s']:.2f}",
+                                                 f"{100 * row['outside_graph']:.0f}%")
             print_fn(f"{row['phase']:>9} {network_resolution:>7}² {phase.minibatch:>6} "
-                     f"{row['images_per_s']:11.2f} {row['loop_images_per_s']:11.2f} "
-                     f"{100 * row['outside_graph']:13.0f}% {row['peak_rss_mib']:13.0f}")
+                     f"{row['images_per_s']:11.2f} {loop[0]:>11} {loop[1]:>14} {row['peak_rss_mib']:13.0f}")
             if profile_top:
                 row["op_ms"] = figures["op_ms"]
                 total = sum(ms for _, ms in figures["op_ms"])

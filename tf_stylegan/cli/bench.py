@@ -53,7 +53,8 @@ def bench(args):
                                        r1_gamma=10.0 if r1_gamma is None else r1_gamma,
                                        r1_interval=r1_interval or 1, phases=phases,
                                        channels=args.channels, profile_top=args.profile,
-                                       mixed_precision=mixed_precision, **networks, **widths)
+                                       mixed_precision=mixed_precision, step_only=args.step_only,
+                                       **networks, **widths)
         except ValueError as error:  # the networks' or the loss's arguments (gin bindings, width flags)
             return fail(str(error))
         best = max(conv.gflops for conv in measure.roofline())
@@ -185,6 +186,9 @@ def add_parsers(commands):
     add_option(parser, "mixed-precision", choices=("float16", "bfloat16"),
                help="train: G and D compute in this type (default float32, or the --gin-file's "
                     "train.mixed_precision)")
+    add_option(parser, "step-only", action="store_true",
+               help="train: time the step function alone, not the trainer's loop (minutes per phase at "
+                    "paper widths)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="train: also print the N op types that take the step's kernel time longest "
                              "(TensorFlow's profiler)")

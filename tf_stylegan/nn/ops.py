@@ -113,14 +113,20 @@ def modulated_epilogue(x, noise, strength, bias, scale, shift, nonlinearity, use
     or None). Normalisation and modulation are applied as a single scale and shift.
     ``after_conv``: ``x`` comes straight from a stride-1 conv; the bias is then added first (a
     ``BiasAdd``, equal up to float rounding), so that oneDNN fuses the conv, the bias, the noise's add
-    and the activation into one kernel instead of three more passes over the maps. (After the blur's
-    depthwise filter the same order makes TensorFlow 2.21's remapper fail on the whole graph.)
+    and the activation into one kernel instead of three more passes over the maps. Otherwise (after
+    the blur's depthwise filter, whose own ``BiasAdd`` makes TensorFlow 2.21's remapper fail on the whole
+    graph) the bias is added to the scaled noise and then ``x``, so that oneDNN fuses the noise's 1x1
+    conv, the bias, the add and the activation in the same way.
     """
     if after_conv:
         x = tf.nn.bias_add(x, bias)
-    if noise is not None:
-        x = x + scaled_noise(noise, strength)
-    x = activation(x if after_conv else x + bias, nonlinearity)
+        if noise is not None:
+            x = x + scaled_noise(noise, strength)
+    elif noise is not None:
+        x = tf.nn.bias_add(scaled_noise(noise, strength), bias) + x
+    else:
+        x = x + bias
+    x = activation(x, nonlinearity)
     if use_pixel_norm:
         x = pixel_norm(x, epsilon=epsilon)
     return adaptive_instance_norm(x, scale, shift, use_instance_norm, epsilon)
