@@ -15,6 +15,7 @@ from layer_testing import check_layer
 from tf_stylegan.nn.layers import (
     Blur,
     EqualizedConv2D,
+    STRIDED_DOWN_MIN_INPUT,
     TRANSPOSED_UP_MIN_INPUT,
     EqualizedDense,
     FromRGB,
@@ -222,7 +223,7 @@ def test_non_fused_up_conv_from_large_inputs_runs_as_the_equal_transposed_conv(r
     size, in_ch, out_ch = TRANSPOSED_UP_MIN_INPUT, 3, 4
     layer = EqualizedConv2D(out_ch, resample="up", activation="lrelu")
     layer.build((None, size, size, in_ch))
-    assert layer.computes_up_as_transposed(size) and not layer.computes_up_as_transposed(size // 2)
+    assert layer.computes_as_fused(size) and not layer.computes_as_fused(size // 2)
     weight = assign(layer.weight, normal(rng, 3, 3, in_ch, out_ch))
     bias = assign(layer.bias, normal(rng, out_ch))
     x = tf.constant(normal(rng, 2, size, size, in_ch))
@@ -239,6 +240,34 @@ def test_non_fused_up_conv_from_large_inputs_runs_as_the_equal_transposed_conv(r
     for ours_grad, their_grad in zip(tape.gradient(ours, [x, layer.weight]),
                                      tape.gradient(theirs, [x, layer.weight])):
         np.testing.assert_allclose(ours_grad, their_grad, rtol=1e-4, atol=1e-4)
+
+
+def test_non_fused_down_conv_from_large_inputs_runs_as_the_equal_strided_conv(rng):
+    """From STRIDED_DOWN_MIN_INPUT px on, a non-fused down-conv computes as a stride-2 4x4 conv: the same
+    values as the conv then the box average, and the same R1-style second-order weight gradient."""
+    size, in_ch, out_ch = STRIDED_DOWN_MIN_INPUT, 3, 4
+    layer = EqualizedConv2D(out_ch, resample="down", activation="lrelu")
+    layer.build((None, size, size, in_ch))
+    assert layer.computes_as_fused(size) and not layer.computes_as_fused(size // 2)
+    weight = assign(layer.weight, normal(rng, 3, 3, in_ch, out_ch))
+    bias = assign(layer.bias, normal(rng, out_ch))
+    x = tf.constant(normal(rng, 2, size, size, in_ch))
+    kernel = weight * SQRT2 / np.sqrt(9 * in_ch)
+    close(layer(x), np_lrelu(box_down(np_correlate_same(x.numpy(), kernel)) + bias))
+
+    def r1_weight_gradient(forward):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                score = tf.reduce_sum(forward(x) ** 2)
+            penalty = tf.reduce_sum(inner.gradient(score, x) ** 2)
+        return outer.gradient(penalty, layer.weight)
+
+    def plain(images):  # TensorFlow's own ops on the plain form
+        y = tf.nn.conv2d(images, layer.weight * layer.runtime_coef, 1, "SAME")
+        return tf.nn.leaky_relu(tf.nn.avg_pool2d(y, 2, 2, "VALID") + layer.bias, 0.2)
+
+    np.testing.assert_allclose(r1_weight_gradient(layer), r1_weight_gradient(plain), rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("resample", ["up", "down"])

@@ -29,6 +29,9 @@ FLOAT16_CLAMP = 256.0
 # CPU (oneDNN) 2.1-2.3x faster forward from 16 or 32 px inputs at paper widths, and its gradients 1.1-1.9x;
 # from smaller inputs at 512 channels the transposed form's gradients were up to 3x slower.
 TRANSPOSED_UP_MIN_INPUT = 16
+# Non-fused down-convs from inputs of this size on run as the equal stride-2 conv: with R1's second-order
+# gradient 1.8x (32 px, 512 channels) and 2.2x (64 px) faster at batch 8; from 16 px and below slower.
+STRIDED_DOWN_MIN_INPUT = 32
 
 
 def _equalized_lr(fan_in, gain, lr_multiplier, use_wscale):
@@ -101,8 +104,9 @@ class EqualizedConv2D(keras.layers.Layer):
     form, as official. Bias and activation, if any, come after resampling.
 
     A non-fused 3x3 up-conv from inputs of at least ``TRANSPOSED_UP_MIN_INPUT`` px is computed as that
-    equal transposed conv (of the kernel rotated back): the same function, up to float rounding, with 4
-    multiply-accumulates per output pixel and channel pair instead of 9.
+    equal transposed conv (of the kernel rotated back), and a non-fused down-conv from at least
+    ``STRIDED_DOWN_MIN_INPUT`` px as the equal stride-2 conv: the same functions, up to float rounding,
+    with 2.25x fewer multiply-accumulates.
     """
 
     def __init__(
@@ -146,13 +150,14 @@ class EqualizedConv2D(keras.layers.Layer):
 
     def call(self, x):
         kernel = self.weight * self.runtime_coef
-        if self.resample == "up" and self.fused:
-            x = ops.conv_transpose(x, sg_ops.fused_up_kernel(kernel), strides=2, padding="same")
-        elif self.resample == "up" and self.computes_up_as_transposed(x.shape[1]):
-            kernel = ops.flip(ops.cast(kernel, x.dtype), axis=(0, 1))  # undoes the fused form's rotation
-            x = ops.conv_transpose(x, sg_ops.fused_up_kernel(kernel), strides=2, padding="same")
-        elif self.resample == "down" and self.fused:
-            x = ops.conv(x, sg_ops.fused_down_kernel(kernel), strides=2, padding="same")
+        as_fused = self.fused or self.computes_as_fused(x.shape[1])
+        if self.resample == "up" and as_fused:
+            if not self.fused:
+                kernel = ops.flip(kernel, axis=(0, 1))  # undoes the fused form's rotation
+            kernel = sg_ops.fused_up_kernel(ops.cast(kernel, x.dtype))
+            x = ops.conv_transpose(x, kernel, strides=2, padding="same")
+        elif self.resample == "down" and as_fused:
+            x = ops.conv(x, sg_ops.fused_down_kernel(ops.cast(kernel, x.dtype)), strides=2, padding="same")
         else:
             if self.resample == "up":
                 x = sg_ops.upsample_nearest(x)
@@ -167,10 +172,12 @@ class EqualizedConv2D(keras.layers.Layer):
             x = ops.clip(x, -FLOAT16_CLAMP, FLOAT16_CLAMP)
         return x
 
-    def computes_up_as_transposed(self, input_size):
-        """True if a non-fused up-conv of ``input_size`` px inputs is computed as the transposed conv."""
-        return (self.resample == "up" and not self.fused and self.kernel_size == 3
-                and input_size is not None and input_size >= TRANSPOSED_UP_MIN_INPUT)
+    def computes_as_fused(self, input_size):
+        """True if this non-fused up- or down-conv is computed as the equal fused one for inputs of
+        ``input_size`` px (see the class docstring)."""
+        minimum = {"up": TRANSPOSED_UP_MIN_INPUT, "down": STRIDED_DOWN_MIN_INPUT}.get(self.resample)
+        return (minimum is not None and not self.fused and self.kernel_size == 3
+                and input_size is not None and input_size >= minimum)
 
     def output_size(self, input_size):
         """Spatial size of the output for an input of ``input_size`` pixels."""
