@@ -111,8 +111,8 @@ def run_train(resolutions=(32, 64), network_resolutions=(1024,), batch=8, repeat
     for network_resolution, network_phases in phases.items():
         for phase in network_phases:
             figures = train_speed(phase, network_resolution, repeats, loop_ticks=0 if step_only else 2,
-                                  r1_gamma=r1_gamma,
-                                  r1_interval=r1_interval, generator=generator, discriminator=discriminator,
+                                  r1_gamma=r1_gamma, r1_interval=r1_interval,
+                                  generator=generator, discriminator=discriminator,
                                   channels=channels, profile=profile_top > 0,
                                   mixed_precision=mixed_precision, **network_kwargs)
             row = dict(phase=phase_label(phase), resolution=phase.resolution, fade=phase.fade,

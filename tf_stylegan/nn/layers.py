@@ -184,8 +184,8 @@ class EqualizedConv2D(keras.layers.Layer):
         return {None: input_size, "up": input_size * 2, "down": input_size // 2}[self.resample]
 
     def macs_per_sample(self, input_size):
-        """Multiply-accumulates of one call on one sample, as the official graph computes them (a
-        non-fused up-conv: 9 per output pixel and channel pair, even where this layer computes it with 4)."""
+        """Multiply-accumulates of one call on one sample, as the official graph computes them (non-fused
+        up- and down-convs with 9 taps, even where :meth:`computes_as_fused` computes them with 4)."""
         in_channels = int(self.weight.shape[2])
         taps = self.kernel_size ** 2
         if self.fused:
