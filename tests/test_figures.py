@@ -382,7 +382,9 @@ def test_class_grid_has_a_row_per_class(tmp_path, capsys):
     assert grid.shape == (3 * SIZE, 2 * SIZE, 3)
     for index in range(3):
         row = figures.image_grid(model.generate(seeds=[1, 2], class_index=index), 2)
-        np.testing.assert_array_equal(grid[index * SIZE:(index + 1) * SIZE], row)
+        # batch 2 against batch 1: oneDNN's float rounding can move a pixel across a uint8 level
+        difference = np.abs(grid[index * SIZE:(index + 1) * SIZE].astype(int) - row)
+        assert difference.max() <= 1 and np.count_nonzero(difference) <= 4
     for argv, message in ((["style-mix", "--rows", "1", "--cols", "2"], "a grid of generate only"),
                           (["generate", "--w", str(tmp_path / "w.npz")], "give --seeds, not --w")):
         assert main([argv[0], str(tmp_path / "cond"), *argv[1:], "--class", "all",

@@ -28,7 +28,10 @@ def test_an_earlier_release_s_files_give_the_same_images(source, expected):
     dlatents = generator.mapping(expected["latents"], truncation_psi=0.7)
     np.testing.assert_allclose(dlatents, expected["dlatents"], rtol=1e-6, atol=1e-6)
     images = generator.synthesis(expected["dlatents"], raw=True)
-    np.testing.assert_allclose(images, expected["images"], rtol=1e-5, atol=1e-5)
+    # Later releases compute the same functions in other float orders (fused epilogues); this untrained
+    # network's 4x4 const layer has nearly zero variance, and instance norm multiplies that rounding by up
+    # to 1e4: up to 5e-4 here on images of magnitude ~3, far below what a wrong weight would move.
+    np.testing.assert_allclose(images, expected["images"], rtol=1e-4, atol=1e-3)
 
 
 def test_an_earlier_release_s_run_resumes(tmp_path):
