@@ -217,20 +217,26 @@ def test_equalized_conv_matches_numpy(rng, resample, fused):
     close(layer(x), np_lrelu(y + bias))
 
 
-def test_non_fused_up_conv_from_large_inputs_runs_as_the_equal_transposed_conv(rng):
-    """From TRANSPOSED_UP_MIN_INPUT px on, a non-fused up-conv computes as a 4-tap transposed conv:
-    the same values and gradients as nearest x2 then the 3x3 conv (NumPy and TensorFlow references)."""
-    size, in_ch, out_ch = TRANSPOSED_UP_MIN_INPUT, 3, 4
-    layer = EqualizedConv2D(out_ch, resample="up", activation="lrelu")
+def _resampling_conv_at_threshold(rng, resample, size, in_ch=3, out_ch=4):
+    """A lrelu EqualizedConv2D resampling ``size`` px inputs in its fused form, with random weights:
+    (layer, input x, runtime kernel, bias)."""
+    layer = EqualizedConv2D(out_ch, resample=resample, activation="lrelu")
     layer.build((None, size, size, in_ch))
     assert layer.computes_as_fused(size) and not layer.computes_as_fused(size // 2)
     weight = assign(layer.weight, normal(rng, 3, 3, in_ch, out_ch))
     bias = assign(layer.bias, normal(rng, out_ch))
     x = tf.constant(normal(rng, 2, size, size, in_ch))
-    kernel = weight * SQRT2 / np.sqrt(9 * in_ch)
+    return layer, x, weight * SQRT2 / np.sqrt(9 * in_ch), bias
+
+
+def test_non_fused_up_conv_from_large_inputs_runs_as_the_equal_transposed_conv(rng):
+    """From TRANSPOSED_UP_MIN_INPUT px on, a non-fused up-conv computes as a 4-tap transposed conv:
+    the same values and gradients as nearest x2 then the 3x3 conv (NumPy and TensorFlow references)."""
+    size = TRANSPOSED_UP_MIN_INPUT
+    layer, x, kernel, bias = _resampling_conv_at_threshold(rng, "up", size)
     close(layer(x), np_lrelu(np_correlate_same(upsample(x.numpy()), kernel) + bias))
     # Gradients against TensorFlow's own ops on the plain form.
-    upstream = tf.constant(normal(rng, 2, 2 * size, 2 * size, out_ch))
+    upstream = tf.constant(normal(rng, 2, 2 * size, 2 * size, layer.filters))
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         ours = tf.reduce_sum(layer(x) * upstream)
@@ -245,14 +251,8 @@ def test_non_fused_up_conv_from_large_inputs_runs_as_the_equal_transposed_conv(r
 def test_non_fused_down_conv_from_large_inputs_runs_as_the_equal_strided_conv(rng):
     """From STRIDED_DOWN_MIN_INPUT px on, a non-fused down-conv computes as a stride-2 4x4 conv: the same
     values as the conv then the box average, and the same R1-style second-order weight gradient."""
-    size, in_ch, out_ch = STRIDED_DOWN_MIN_INPUT, 3, 4
-    layer = EqualizedConv2D(out_ch, resample="down", activation="lrelu")
-    layer.build((None, size, size, in_ch))
-    assert layer.computes_as_fused(size) and not layer.computes_as_fused(size // 2)
-    weight = assign(layer.weight, normal(rng, 3, 3, in_ch, out_ch))
-    bias = assign(layer.bias, normal(rng, out_ch))
-    x = tf.constant(normal(rng, 2, size, size, in_ch))
-    kernel = weight * SQRT2 / np.sqrt(9 * in_ch)
+    size = STRIDED_DOWN_MIN_INPUT
+    layer, x, kernel, bias = _resampling_conv_at_threshold(rng, "down", size)
     close(layer(x), np_lrelu(box_down(np_correlate_same(x.numpy(), kernel)) + bias))
 
     def r1_weight_gradient(forward):
