@@ -143,6 +143,25 @@ def test_fused_down_kernel(rng):
     np.testing.assert_allclose(kernel, 0.25 * np_sum_2x2(w), atol=1e-6)
 
 
+def test_fused_kernels_scale_and_rotate(rng):
+    w = normal(rng, 3, 3, 3, 2)
+    up = np.asarray(sg.fused_up_kernel(w, scale=0.5, rotate=True))
+    np.testing.assert_allclose(up, 0.5 * np_sum_2x2(w[::-1, ::-1].transpose(0, 1, 3, 2)), atol=1e-6)
+    down = np.asarray(sg.fused_down_kernel(w, scale=3.0))
+    np.testing.assert_allclose(down, 0.75 * np_sum_2x2(w), atol=1e-5)
+
+
+def test_fused_kernel_gradient_is_the_box_sums_adjoint(rng):
+    w = tf.constant(normal(rng, 3, 3, 2, 3))
+    upstream = normal(rng, 4, 4, 2, 3)
+    with tf.GradientTape() as tape:
+        tape.watch(w)
+        loss = tf.reduce_sum(sg.fused_down_kernel(w, scale=2.0) * upstream)
+    # d/dw[i, j] of sum(0.5 * box(w) * g) = 0.5 * sum of g over the 2x2 window at (i, j).
+    expected = 0.5 * (upstream[:-1, :-1] + upstream[1:, :-1] + upstream[:-1, 1:] + upstream[1:, 1:])
+    np.testing.assert_allclose(tape.gradient(loss, w), expected, atol=1e-5)
+
+
 # ---------------------------------------------------------------- blur kernel
 
 def test_blur_kernel_shape_and_normalisation():

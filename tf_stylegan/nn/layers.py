@@ -149,19 +149,17 @@ class EqualizedConv2D(keras.layers.Layer):
             self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
 
     def call(self, x):
-        kernel = self.weight * self.runtime_coef
         as_fused = self.fused or self.computes_as_fused(x.shape[1])
         if self.resample == "up" and as_fused:
-            if not self.fused:
-                kernel = ops.flip(kernel, axis=(0, 1))  # undoes the fused form's rotation
-            kernel = sg_ops.fused_up_kernel(ops.cast(kernel, x.dtype))
-            x = ops.conv_transpose(x, kernel, strides=2, padding="same")
+            kernel = sg_ops.fused_up_kernel(self.weight, self.runtime_coef, rotate=not self.fused)
+            x = ops.conv_transpose(x, ops.cast(kernel, x.dtype), strides=2, padding="same")
         elif self.resample == "down" and as_fused:
-            x = ops.conv(x, sg_ops.fused_down_kernel(ops.cast(kernel, x.dtype)), strides=2, padding="same")
+            kernel = sg_ops.fused_down_kernel(self.weight, self.runtime_coef)
+            x = ops.conv(x, ops.cast(kernel, x.dtype), strides=2, padding="same")
         else:
             if self.resample == "up":
                 x = sg_ops.upsample_nearest(x)
-            x = sg_ops.conv2d_same(x, ops.cast(kernel, x.dtype))
+            x = sg_ops.conv2d_same(x, ops.cast(self.weight * self.runtime_coef, x.dtype))
             if self.resample == "down":
                 x = sg_ops.downsample_box(x)
         if self.use_bias:

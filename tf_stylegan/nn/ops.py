@@ -231,25 +231,51 @@ def downsample_box(x, factor=2):
     return ops.average_pool(x, pool_size=factor, strides=factor, padding="valid")
 
 
-def fused_up_kernel(weight):
+def _box_sum_matrix(rotate=False):
+    """[16, 9] 0/1 matrix: tap (a, b) of a 4x4 kernel sums the taps (i, j) of a 3x3 kernel with
+    i in {a - 1, a}, j in {b - 1, b} (its full 2-D convolution with a 2x2 box); ``rotate`` reads the
+    3x3 kernel rotated 180 degrees."""
+    matrix = np.zeros([4, 4, 3, 3], np.float32)
+    for a in range(4):
+        for b in range(4):
+            rows = [i for i in (a - 1, a) if 0 <= i < 3]
+            columns = [j for j in (b - 1, b) if 0 <= j < 3]
+            matrix[a, b, rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] = 1.0
+    if rotate:
+        matrix = matrix[:, :, ::-1, ::-1]
+    return matrix.reshape(16, 9)
+
+
+_BOX_SUM = {rotate: _box_sum_matrix(rotate) for rotate in (False, True)}
+
+
+def _box_sum_kernel(weight, scale, rotate):
+    """[3, 3, A, B] -> [4, 4, A, B]: ``scale`` times the 2x2 box sum of ``weight`` (rotated 180 degrees
+    first if ``rotate``), as one [16, 9] x [9, A * B] matmul, whose gradient is one matmul too (the
+    sum of four shifted slices had a gradient 25x slower at 512x512 channels)."""
+    _, _, a, b = ops.shape(weight)
+    matrix = ops.convert_to_tensor(_BOX_SUM[rotate] * np.float32(scale), dtype=weight.dtype)
+    flat = ops.reshape(weight, [9, a * b])
+    return ops.reshape(ops.matmul(matrix, flat), [4, 4, a, b])
+
+
+def fused_up_kernel(weight, scale=1.0, rotate=False):
     """4x4 kernel of the official fused up-conv, for ``conv_transpose`` (stride 2, SAME).
 
-    ``weight`` is the runtime-scaled [3, 3, in, out] kernel; the result is [4, 4, out, in].
-    The transposed conv equals nearest x2 upsampling followed by the 3x3 conv with ``weight``
-    rotated 180 degrees: the official fused and non-fused forms differ by that rotation.
+    ``weight`` is the [3, 3, in, out] kernel, multiplied here by ``scale`` (the runtime coefficient);
+    the result is [4, 4, out, in]. The transposed conv equals nearest x2 upsampling followed by the 3x3
+    conv with ``weight`` rotated 180 degrees: the official fused and non-fused forms differ by that
+    rotation, which ``rotate=True`` undoes (the non-fused form computed as the fused one).
     """
-    w = ops.transpose(weight, [0, 1, 3, 2])  # [3, 3, out, in]
-    w = ops.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])  # [5, 5, out, in]
-    return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
+    return _box_sum_kernel(ops.transpose(weight, [0, 1, 3, 2]), scale, rotate)  # from [3, 3, out, in]
 
 
-def fused_down_kernel(weight):
-    """4x4 stride-2 conv kernel equal to ``weight`` followed by a 2x2 box average.
+def fused_down_kernel(weight, scale=1.0):
+    """4x4 stride-2 conv kernel equal to ``scale * weight`` followed by a 2x2 box average.
 
-    ``weight`` is the runtime-scaled [3, 3, in, out] kernel; returns [4, 4, in, out].
+    ``weight`` is the [3, 3, in, out] kernel; returns [4, 4, in, out].
     """
-    w = ops.pad(weight, [[1, 1], [1, 1], [0, 0], [0, 0]])  # [5, 5, in, out]
-    return (w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]) * 0.25
+    return _box_sum_kernel(weight, 0.25 * scale, rotate=False)
 
 
 def minibatch_stddev(x, group_size=4, num_features=1, epsilon=NORM_EPSILON):
