@@ -26,6 +26,7 @@ from tf_stylegan.nn import precision
 from tf_stylegan.nn.discriminator import Discriminator
 from tf_stylegan.nn.generator import Generator
 from tf_stylegan.training import finetune, reporting
+from tf_stylegan.training.adam import FusedAdam
 from tf_stylegan.training.checkpoints import RunCheckpoints, is_chief
 from tf_stylegan.training.losses import LogisticR1
 from tf_stylegan.training.schedule import (
@@ -136,11 +137,11 @@ class Trainer:
             # learning rate times k / (k + 1) and the betas to that power (StyleGAN2's mb_ratio).
             interval = self.loss.regularization_interval
             self.D_update_ratio = interval / (interval + 1) if interval > 1 else 1.0
-            self.G_opt = keras.optimizers.Adam(learning_rate=0.001, name="G_opt", beta_1=adam_beta1,
-                                               beta_2=adam_beta2, epsilon=adam_epsilon)
-            self.D_opt = keras.optimizers.Adam(learning_rate=0.001, name="D_opt", epsilon=adam_epsilon,
-                                               beta_1=adam_beta1 ** self.D_update_ratio,
-                                               beta_2=adam_beta2 ** self.D_update_ratio)
+            self.G_opt = FusedAdam(learning_rate=0.001, name="G_opt", beta_1=adam_beta1, beta_2=adam_beta2,
+                                   epsilon=adam_epsilon)
+            self.D_opt = FusedAdam(learning_rate=0.001, name="D_opt", epsilon=adam_epsilon,
+                                   beta_1=adam_beta1 ** self.D_update_ratio,
+                                   beta_2=adam_beta2 ** self.D_update_ratio)
             self.G_opt.build(self.G.trainable_variables)
             self.D_opt.build(self.D.trainable_variables)
             # float16 gradients need loss scaling (bfloat16 has float32's range).
