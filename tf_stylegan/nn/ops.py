@@ -238,9 +238,7 @@ def _box_sum_matrix(rotate=False):
     matrix = np.zeros([4, 4, 3, 3], np.float32)
     for a in range(4):
         for b in range(4):
-            rows = [i for i in (a - 1, a) if 0 <= i < 3]
-            columns = [j for j in (b - 1, b) if 0 <= j < 3]
-            matrix[a, b, rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] = 1.0
+            matrix[a, b, max(a - 1, 0):min(a, 2) + 1, max(b - 1, 0):min(b, 2) + 1] = 1.0
     if rotate:
         matrix = matrix[:, :, ::-1, ::-1]
     return matrix.reshape(16, 9)
@@ -252,7 +250,7 @@ _BOX_SUM = {rotate: _box_sum_matrix(rotate) for rotate in (False, True)}
 def _box_sum_kernel(weight, scale, rotate):
     """[3, 3, A, B] -> [4, 4, A, B]: ``scale`` times the 2x2 box sum of ``weight`` (rotated 180 degrees
     first if ``rotate``), as one [16, 9] x [9, A * B] matmul, whose gradient is one matmul too (the
-    sum of four shifted slices had a gradient 25x slower at 512x512 channels)."""
+    sum of four shifted slices had a gradient 27x slower at 512x512 channels)."""
     _, _, a, b = ops.shape(weight)
     matrix = ops.convert_to_tensor(_BOX_SUM[rotate] * np.float32(scale), dtype=weight.dtype)
     flat = ops.reshape(weight, [9, a * b])
