@@ -25,13 +25,14 @@ SQRT2 = float(np.sqrt(2.0))
 # Conv outputs computed in float16 are clamped to +-256, as StyleGAN2-ADA's float16 layers (conv_clamp):
 # far from float16's overflow at 65504 where later sums and squares would reach it.
 FLOAT16_CLAMP = 256.0
-# Non-fused up-convs from inputs of this size on run as the equal 4-tap transposed conv: on the CI machine's
-# CPU (oneDNN) 2.1-2.3x faster forward from 16 or 32 px inputs at paper widths, and its gradients 1.1-1.9x;
-# from smaller inputs at 512 channels the transposed form's gradients were up to 3x slower.
-TRANSPOSED_UP_MIN_INPUT = 16
-# Non-fused down-convs from inputs of this size on run as the equal stride-2 conv: with R1's second-order
-# gradient 1.8x (32 px, 512 channels) and 2.2x (64 px) faster at batch 8; from 16 px and below slower.
-STRIDED_DOWN_MIN_INPUT = 32
+# Non-fused up- and down-convs from inputs of these sizes on run as the equal fused conv (4-tap transposed,
+# stride-2 4x4), whose kernel is one small matmul (ops.fused_up_kernel / fused_down_kernel). Layer forward and
+# gradients (down: with R1's second-order gradient), fused form against plain, 2-core AMD EPYC with AVX-512,
+# also with oneDNN capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2): up 8->16 at 512 / 128 channels 1.20-1.37x /
+# 1.86-2.26x faster, down at 8 px 1.12-1.20x / 1.57-1.61x, at 16 px 1.51-1.71x; up 4->8 at 512 channels
+# 0.76x on AVX-512 (1.16x at AVX2), so up-convs start at 8 px.
+TRANSPOSED_UP_MIN_INPUT = 8
+STRIDED_DOWN_MIN_INPUT = 8
 
 
 def _equalized_lr(fan_in, gain, lr_multiplier, use_wscale):
